@@ -1,0 +1,295 @@
+/**
+ * `CacheStore`: where entries live. A service tag with one small contract — get, set (the entry
+ * carries its own expiry), delete, delete by prefix, and an atomic lease for refresh ownership —
+ * and layers for each backend: memory (`layerMemory`), any `@effect/platform` `KeyValueStore`
+ * (`layerKeyValueStore`) and Redis (in `@stalewise/redis`).
+ *
+ * **Codec**: stores that cross a process boundary keep Schema-encoded values; give `get` and `set`
+ * the value schema. The memory store keeps live values and ignores the schema. A stored value
+ * that fails to decode is a miss: it is deleted, counted in `CacheMetrics.storeDecodeFailures`
+ * and logged, never handed to the caller.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import type { KeyValueStore } from "@effect/platform/KeyValueStore"
+import type { CacheEntry } from "./CacheEntry.js"
+import * as internalKeyValue from "./internal/keyValueStore.js"
+import * as internalMemory from "./internal/memoryStore.js"
+import type { PolicyError } from "./PolicyError.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: TypeId = "~@stalewise/core/CacheStore"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = "~@stalewise/core/CacheStore"
+
+/**
+ * The `CacheStore` service tag.
+ *
+ * @example
+ * ```ts
+ * import { CacheStore, TimePolicy } from "@stalewise/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* CacheStore.CacheStore
+ *   const policy = yield* TimePolicy.make({ lifetime: "1 minute", timeToLive: "1 hour" })
+ *   yield* store.set("users:get:1", yield* TimePolicy.entry(policy, { name: "Ada" }))
+ *   return yield* store.get("users:get:1")
+ * }).pipe(Effect.provide(CacheStore.layerMemory))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class CacheStore extends Context.Tag("@stalewise/core/CacheStore")<CacheStore, CacheStore.Service>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export declare namespace CacheStore {
+  /**
+   * The store contract. Keys are complete strings (`CacheKey.value`); a store never derives keys.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    readonly [TypeId]: TypeId
+    /** The backend's name, also the `backend` tag of its metrics. */
+    readonly backend: string
+    /**
+     * The live entry at `key`: `None` when absent, expired (`now ≥ expiresAt`) or undecodable.
+     */
+    readonly get: <A = unknown, I = A>(
+      key: string,
+      schema?: Schema.Schema<A, I> | undefined
+    ) => Effect.Effect<Option.Option<CacheEntry<A>>, CacheStoreError>
+    /**
+     * Stores `entry` at `key`, replacing any entry there; it expires at `entry.expiresAt`
+     * (already expired: the key is deleted instead).
+     */
+    readonly set: <A, I = A>(
+      key: string,
+      entry: CacheEntry<A>,
+      schema?: Schema.Schema<A, I> | undefined
+    ) => Effect.Effect<void, CacheStoreError>
+    /** Removes the entry at `key`, if any. */
+    readonly delete: (key: string) => Effect.Effect<void, CacheStoreError>
+    /** Removes every entry whose key starts with `prefix`; returns how many it removed. */
+    readonly deletePrefix: (prefix: string) => Effect.Effect<number, CacheStoreError>
+    /**
+     * Takes the lease on `key` if nobody holds it (or the holder's lease has run out), for
+     * `duration`. Atomic: of concurrent callers, exactly one gets `Some`. Leases live apart from
+     * entries: `delete` and `deletePrefix` do not touch them.
+     */
+    readonly acquireLease: (
+      key: string,
+      duration: Duration.DurationInput
+    ) => Effect.Effect<Option.Option<Lease>, CacheStoreError | PolicyError>
+    /**
+     * Frees the lease if, and only if, it is still the one held (same token, not expired);
+     * returns whether it did. Releasing a lease that ran out and was taken by someone else
+     * leaves theirs alone.
+     */
+    readonly releaseLease: (lease: Lease) => Effect.Effect<boolean, CacheStoreError>
+  }
+}
+
+/**
+ * Proof of holding the lease on `key` until `expiresAt` (epoch milliseconds); `token` is unique
+ * to this acquisition.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lease {
+  readonly key: string
+  readonly token: string
+  readonly expiresAt: number
+}
+
+/**
+ * A store operation failed. `Unavailable`: the backend failed or is unreachable. `Encode`: the
+ * value could not be encoded for storage (schema or JSON). `Timeout`: the backend did not answer
+ * in time. Decode failures are not errors: they are misses.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CacheStoreError extends Schema.TaggedError<CacheStoreError>("@stalewise/core/CacheStoreError")(
+  "CacheStoreError",
+  {
+    reason: Schema.Literal("Unavailable", "Encode", "Timeout"),
+    backend: Schema.String,
+    /** The store operation, e.g. `get` or `deletePrefix`. */
+    method: Schema.String,
+    cause: Schema.optional(Schema.Defect)
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const cause = this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    return `CacheStore ${this.backend}.${this.method} failed (${this.reason})${cause}`
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isCacheStore = (u: unknown): u is CacheStore.Service => Predicate.hasProperty(u, TypeId)
+
+/**
+ * Options of the memory store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /** The most entries kept; the least recently used go first. Default 10,000. */
+  readonly capacity?: number | undefined
+  /** An optional bound on the total estimated size in bytes; an entry larger than it is not kept. */
+  readonly maxBytes?: number | undefined
+  /** Estimates a value's size in bytes for `maxBytes`; a rough structural estimate by default. */
+  readonly sizeOf?: ((value: unknown) => number) | undefined
+}
+
+/**
+ * Builds an in-memory store over `lru-cache`: bounded by entry count and optionally by estimated
+ * bytes (least recently used evicted first, counted in `CacheMetrics.storeEvictions`), expiry
+ * checked on read against the `Clock` present when the store is built. Values are kept live, not
+ * encoded. Fails with `PolicyError` for a capacity or byte budget that is not a positive integer.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: (options?: MemoryOptions) => Effect.Effect<CacheStore.Service, PolicyError> =
+  internalMemory.make
+
+/**
+ * A memory store with the given options.
+ *
+ * @example
+ * ```ts
+ * import { CacheStore } from "@stalewise/core"
+ *
+ * const StoreLive = CacheStore.layerMemoryWith({ capacity: 50_000, maxBytes: 64 * 1024 * 1024 })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemoryWith = (options?: MemoryOptions): Layer.Layer<CacheStore, PolicyError> =>
+  Layer.effect(CacheStore, makeMemory(options))
+
+/**
+ * A memory store holding up to 10,000 entries: the embedded default.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<CacheStore> = Layer.orDie(layerMemoryWith())
+
+/**
+ * Options of the `KeyValueStore` backed store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeyValueStoreOptions {
+  /** Prepended to every key written to the `KeyValueStore`. Default `"stalewise/"`. */
+  readonly prefix?: string | undefined
+}
+
+/**
+ * Builds a store over the `KeyValueStore` in context (memory, file system, browser storage, …).
+ *
+ * **Details**
+ *
+ * Entries are stored as JSON with their timestamps; values are Schema-encoded with the schema
+ * given to `get`/`set` (JSON as is without one). `KeyValueStore` has no expiry and no key
+ * listing, so expiry is checked on read and a key index (one JSON entry under the prefix) lists
+ * the keys for `deletePrefix`. Index updates and leases are serialised inside this process;
+ * processes sharing one file-system store do not coordinate leases or prefix deletes. Every key
+ * is prefixed explicitly: `KeyValueStore.prefix` is not used, because in `@effect/platform` 0.97
+ * it does not prefix `getUint8Array` and its `size`/`clear` act on the whole underlying store.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeKeyValueStore: (
+  options?: KeyValueStoreOptions
+) => Effect.Effect<CacheStore.Service, never, KeyValueStore> = internalKeyValue.make
+
+/**
+ * A store over the `KeyValueStore` in context, with the given options.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerKeyValueStoreWith = (
+  options?: KeyValueStoreOptions
+): Layer.Layer<CacheStore, never, KeyValueStore> => Layer.effect(CacheStore, makeKeyValueStore(options))
+
+/**
+ * A store over the `KeyValueStore` in context, keys prefixed with `"stalewise/"`.
+ *
+ * @example
+ * ```ts
+ * import { CacheStore } from "@stalewise/core"
+ * import { NodeKeyValueStore } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ *
+ * const StoreLive = CacheStore.layerKeyValueStore.pipe(
+ *   Layer.provide(NodeKeyValueStore.layerFileSystem("/tmp/stalewise-cache"))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerKeyValueStore: Layer.Layer<CacheStore, never, KeyValueStore> = layerKeyValueStoreWith()
+
+/**
+ * Runs `effect` while holding the lease on `key`, releasing it afterwards (also on failure or
+ * interruption). `None` when someone else holds the lease: `effect` does not run.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withLease = <A, E, R>(
+  key: string,
+  duration: Duration.DurationInput,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<Option.Option<A>, E | CacheStoreError | PolicyError, R | CacheStore> =>
+  Effect.flatMap(CacheStore, (store) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        store.acquireLease(key, duration),
+        Option.match({
+          onNone: () => Effect.succeedNone,
+          onSome: (lease) =>
+            restore(effect).pipe(
+              Effect.map(Option.some),
+              Effect.ensuring(Effect.ignore(store.releaseLease(lease)))
+            )
+        })
+      )
+    ))

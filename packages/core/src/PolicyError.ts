@@ -1,0 +1,41 @@
+/**
+ * The error raised when a strategy or time policy is given options that cannot work: a duration
+ * that is not positive, or a combination such as `lifetime > timeToLive`. It is raised when the
+ * policy is defined, before any value is cached.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/**
+ * Invalid options, named by `option`. `InvalidDuration`: the value is not a positive duration
+ * (zero, negative, `NaN` or unparseable). `InvalidCombination`: each option is valid on its own
+ * but together they are not (e.g. `lifetime` longer than `timeToLive`).
+ *
+ * @example
+ * ```ts
+ * import { TimePolicy } from "@stalewise/core"
+ * import { Effect } from "effect"
+ *
+ * const program = TimePolicy.make({ lifetime: "1 hour", timeToLive: "1 minute" }).pipe(
+ *   Effect.catchTag("PolicyError", (error) => Effect.logError(error.message))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PolicyError extends Schema.TaggedError<PolicyError>("@stalewise/core/PolicyError")("PolicyError", {
+  reason: Schema.Literal("InvalidDuration", "InvalidCombination"),
+  /** The option at fault, e.g. `timeToLive` or `timeout`. */
+  option: Schema.String,
+  /** What is wrong, in words. */
+  detail: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid option ${this.option}: ${this.detail}`
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * A cached value with the timestamps that decide its freshness. Every timestamp is absolute
+ * (epoch milliseconds from `Clock`) and measured from one origin, the moment the value was
+ * fetched, so a refresh attempt never resets a value's age.
+ *
+ * @since 0.1.0
+ */
+export * as CacheEntry from "./CacheEntry.js"
+
+/**
+ * Cache keys: `namespace:name:digest`, where the digest covers a canonical, type-tagged encoding
+ * of the arguments.
+ *
+ * The encoding is injective over the values it accepts: object key order never matters, and
+ * values that are not deep-equal never share an encoding (`1` vs `"1"`, `["a:b"]` vs `["a", "b"]`,
+ * `0` vs `-0`, `null` vs `undefined`, …). A value that cannot be keyed — a function, a symbol, a
+ * cycle, an instance of an unknown class — fails with a typed {@link CacheKeyError} before any I/O.
+ *
+ * @since 0.1.0
+ */
+export * as CacheKey from "./CacheKey.js"
+
+/**
+ * The toolkit's Effect `Metric`s. Store metrics carry a `backend` tag (`memory`,
+ * `key-value-store`, `redis`, …); read them with `Metric.value` or export them with any Effect
+ * metrics exporter.
+ *
+ * @since 0.1.0
+ */
+export * as CacheMetrics from "./CacheMetrics.js"
+
+/**
+ * `CacheStore`: where entries live. A service tag with one small contract — get, set (the entry
+ * carries its own expiry), delete, delete by prefix, and an atomic lease for refresh ownership —
+ * and layers for each backend: memory (`layerMemory`), any `@effect/platform` `KeyValueStore`
+ * (`layerKeyValueStore`) and Redis (in `@stalewise/redis`).
+ *
+ * **Codec**: stores that cross a process boundary keep Schema-encoded values; give `get` and `set`
+ * the value schema. The memory store keeps live values and ignores the schema. A stored value
+ * that fails to decode is a miss: it is deleted, counted in `CacheMetrics.storeDecodeFailures`
+ * and logged, never handed to the caller.
+ *
+ * @since 0.1.0
+ */
+export * as CacheStore from "./CacheStore.js"
+
+/**
+ * The error raised when a strategy or time policy is given options that cannot work: a duration
+ * that is not positive, or a combination such as `lifetime > timeToLive`. It is raised when the
+ * policy is defined, before any value is cached.
+ *
+ * @since 0.1.0
+ */
+export * as PolicyError from "./PolicyError.js"
+
+/**
+ * The time policy shared by every strategy: `lifetime` (age until a value is stale) and
+ * `timeToLive` (age until it is gone), both measured from the moment the value was fetched and
+ * read from `Clock`, so `TestClock` drives every rule.
+ *
+ * @since 0.1.0
+ */
+export * as TimePolicy from "./TimePolicy.js"

@@ -1,0 +1,241 @@
+/** @internal */
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type { CacheEntry } from "../CacheEntry.js"
+import * as CacheMetrics from "../CacheMetrics.js"
+import * as CacheStore from "../CacheStore.js"
+import { leaseMillis, makeToken } from "./lease.js"
+
+const backend = "key-value-store"
+
+/**
+ * The stored form of an entry. `$` is the format version; `e` is `null` for "never expires"
+ * (JSON has no Infinity).
+ *
+ * @internal
+ */
+export interface Envelope {
+  readonly $: 1
+  readonly v: unknown
+  readonly c: number
+  readonly s: number
+  readonly e: number | null
+}
+
+/** @internal */
+export const toEnvelope = (entry: CacheEntry<unknown>, encoded: unknown): Envelope => ({
+  $: 1,
+  v: encoded,
+  c: entry.createdAt,
+  s: entry.staleAt,
+  e: entry.expiresAt === Infinity ? null : entry.expiresAt
+})
+
+/**
+ * Parses a stored envelope; `None` for anything that is not one (corrupt data).
+ *
+ * @internal
+ */
+export const parseEnvelope = (json: string): Option.Option<Envelope> => {
+  let u: unknown
+  try {
+    u = JSON.parse(json)
+  } catch {
+    return Option.none()
+  }
+  if (typeof u !== "object" || u === null || !("v" in u)) return Option.none()
+  const { $, c, e, s } = u as Record<string, unknown>
+  return $ === 1 && typeof c === "number" && typeof s === "number" && (e === null || typeof e === "number")
+    ? Option.some(u as Envelope)
+    : Option.none()
+}
+
+/**
+ * Encodes a value with its schema (JSON as is without one) into an envelope string.
+ *
+ * @internal
+ */
+export const encodeEntry = <A, I>(
+  entry: CacheEntry<A>,
+  schema: Schema.Schema<A, I> | undefined,
+  method: string,
+  backendName: string
+): Either.Either<string, CacheStore.CacheStoreError> => {
+  const fail = (cause: unknown) => new CacheStore.CacheStoreError({ reason: "Encode", backend: backendName, method, cause })
+  const encoded = schema === undefined ? Either.right<unknown>(entry.value) : Schema.encodeEither(schema)(entry.value)
+  if (Either.isLeft(encoded)) return Either.left(fail(encoded.left))
+  try {
+    return Either.right(JSON.stringify(toEnvelope(entry, encoded.right)))
+  } catch (cause) {
+    return Either.left(fail(cause))
+  }
+}
+
+/**
+ * Decodes an envelope string back into an entry; `None` when it is corrupt or does not match
+ * the schema.
+ *
+ * @internal
+ */
+export const decodeEntry = <A, I>(
+  json: string,
+  schema: Schema.Schema<A, I> | undefined
+): Option.Option<CacheEntry<A>> =>
+  Option.flatMap(parseEnvelope(json), (envelope) => {
+    const value = schema === undefined
+      ? Either.right(envelope.v as A)
+      : Schema.decodeUnknownEither(schema)(envelope.v)
+    return Either.isLeft(value) ? Option.none() : Option.some({
+      value: value.right,
+      createdAt: envelope.c,
+      staleAt: envelope.s,
+      expiresAt: envelope.e ?? Infinity
+    })
+  })
+
+const IndexSchema = Schema.parseJson(Schema.Array(Schema.String))
+const LeaseSchema = Schema.parseJson(Schema.Struct({ token: Schema.String, expiresAt: Schema.Number }))
+
+/** @internal */
+export const make = (
+  options: CacheStore.KeyValueStoreOptions = {}
+): Effect.Effect<CacheStore.CacheStore.Service, never, KeyValueStore.KeyValueStore> =>
+  Effect.gen(function*() {
+    const kv = yield* KeyValueStore.KeyValueStore
+    const prefix = options.prefix ?? "stalewise/"
+    const labels = CacheMetrics.backendLabels(backend)
+    const valueKey = (key: string) => `${prefix}v/${key}`
+    const leaseKey = (key: string) => `${prefix}l/${key}`
+    const indexKey = `${prefix}i`
+    // Index updates and leases read-modify-write the store: one at a time in this process.
+    const lock = yield* Effect.makeSemaphore(1)
+    // Keys this process knows to be in the index, so a set of a known key skips the index.
+    const indexed = new Set<string>()
+
+    const unavailable = (method: string) => (cause: unknown) =>
+      new CacheStore.CacheStoreError({ reason: "Unavailable", backend, method, cause })
+    const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.tapError(effect, () => Effect.sync(() => CacheMetrics.storeErrors.unsafeUpdate(1, labels)))
+
+    const readIndex = (method: string) =>
+      kv.get(indexKey).pipe(
+        Effect.mapError(unavailable(method)),
+        Effect.map(Option.match({
+          onNone: () => [] as ReadonlyArray<string>,
+          // a corrupt index is rebuilt from what is written from now on
+          onSome: (json): ReadonlyArray<string> => Either.getOrElse(Schema.decodeEither(IndexSchema)(json), () => [])
+        })),
+        Effect.tap((keys) =>
+          Effect.sync(() => {
+            indexed.clear()
+            for (const key of keys) indexed.add(key)
+          })
+        )
+      )
+    const writeIndex = (method: string) =>
+      kv.set(indexKey, JSON.stringify([...indexed])).pipe(Effect.mapError(unavailable(method)))
+
+    const addToIndex = (key: string) =>
+      indexed.has(key) ? Effect.void : lock.withPermits(1)(
+        Effect.flatMap(readIndex("set"), (keys) =>
+          keys.includes(key) ? Effect.void : Effect.suspend(() => {
+            indexed.add(key)
+            return writeIndex("set")
+          }))
+      )
+    const removeFromIndex = (keys: ReadonlyArray<string>, method: string) =>
+      lock.withPermits(1)(
+        Effect.flatMap(readIndex(method), () => {
+          let changed = false
+          for (const key of keys) changed = indexed.delete(key) || changed
+          return changed ? writeIndex(method) : Effect.void
+        })
+      )
+
+    const remove = (key: string, method: string) =>
+      kv.remove(valueKey(key)).pipe(
+        Effect.mapError(unavailable(method)),
+        Effect.zipRight(removeFromIndex([key], method))
+      )
+
+    const store: CacheStore.CacheStore.Service = {
+      [CacheStore.TypeId]: CacheStore.TypeId,
+      backend,
+      get: <A, I>(key: string, schema?: Schema.Schema<A, I>) =>
+        Effect.gen(function*() {
+          const json = yield* Effect.mapError(kv.get(valueKey(key)), unavailable("get"))
+          if (Option.isNone(json)) {
+            CacheMetrics.storeMisses.unsafeUpdate(1, labels)
+            return Option.none<CacheEntry<A>>()
+          }
+          const entry = decodeEntry(json.value, schema)
+          if (Option.isNone(entry)) {
+            CacheMetrics.storeDecodeFailures.unsafeUpdate(1, labels)
+            CacheMetrics.storeMisses.unsafeUpdate(1, labels)
+            yield* Effect.logWarning("stalewise: dropped a stored entry that failed to decode").pipe(
+              Effect.annotateLogs({ backend, key })
+            )
+            yield* remove(key, "get")
+            return entry
+          }
+          const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+          if (entry.value.expiresAt <= now) {
+            CacheMetrics.storeMisses.unsafeUpdate(1, labels)
+            yield* remove(key, "get")
+            return Option.none<CacheEntry<A>>()
+          }
+          CacheMetrics.storeHits.unsafeUpdate(1, labels)
+          return entry
+        }).pipe(counted),
+      set: (key, entry, schema) =>
+        Effect.gen(function*() {
+          const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+          if (entry.expiresAt <= now) return yield* remove(key, "set")
+          const json = yield* encodeEntry(entry, schema, "set", backend)
+          yield* Effect.mapError(kv.set(valueKey(key), json), unavailable("set"))
+          yield* addToIndex(key)
+        }).pipe(counted),
+      delete: (key) => counted(remove(key, "delete")),
+      deletePrefix: (keyPrefix) =>
+        lock.withPermits(1)(
+          Effect.gen(function*() {
+            const keys = (yield* readIndex("deletePrefix")).filter((key) => key.startsWith(keyPrefix))
+            yield* Effect.forEach(keys, (key) => Effect.mapError(kv.remove(valueKey(key)), unavailable("deletePrefix")), {
+              discard: true
+            })
+            for (const key of keys) indexed.delete(key)
+            if (keys.length > 0) yield* writeIndex("deletePrefix")
+            return keys.length
+          })
+        ).pipe(counted),
+      acquireLease: (key, duration) =>
+        Effect.gen(function*() {
+          const millis = yield* leaseMillis(duration)
+          return yield* lock.withPermits(1)(Effect.gen(function*() {
+            const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+            const held = yield* Effect.mapError(kv.get(leaseKey(key)), unavailable("acquireLease"))
+            const current = Option.flatMap(held, (json) => Option.getRight(Schema.decodeEither(LeaseSchema)(json)))
+            if (Option.isSome(current) && current.value.expiresAt > now) return Option.none()
+            const lease = { key, token: makeToken(), expiresAt: now + millis }
+            yield* Effect.mapError(
+              kv.set(leaseKey(key), JSON.stringify({ token: lease.token, expiresAt: lease.expiresAt })),
+              unavailable("acquireLease")
+            )
+            return Option.some(lease)
+          }))
+        }).pipe(counted),
+      releaseLease: (lease) =>
+        lock.withPermits(1)(Effect.gen(function*() {
+          const held = yield* Effect.mapError(kv.get(leaseKey(lease.key)), unavailable("releaseLease"))
+          const current = Option.flatMap(held, (json) => Option.getRight(Schema.decodeEither(LeaseSchema)(json)))
+          if (Option.isNone(current) || current.value.token !== lease.token) return false
+          yield* Effect.mapError(kv.remove(leaseKey(lease.key)), unavailable("releaseLease"))
+          const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+          return current.value.expiresAt > now
+        })).pipe(counted)
+    }
+    return store
+  })
