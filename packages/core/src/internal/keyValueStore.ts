@@ -156,9 +156,15 @@ export const make = (
       )
 
     const remove = (key: string, method: string) =>
-      kv.remove(valueKey(key)).pipe(
-        Effect.mapError(unavailable(method)),
+      removeValue(key, method).pipe(
         Effect.zipRight(removeFromIndex([key], method))
+      )
+
+    // The file-system KeyValueStore fails `remove` of an absent key with NotFound: nothing to do.
+    const removeValue = (key: string, method: string) =>
+      kv.remove(valueKey(key)).pipe(
+        Effect.catchIf((error) => error._tag === "SystemError" && error.reason === "NotFound", () => Effect.void),
+        Effect.mapError(unavailable(method))
       )
 
     const store: CacheStore.CacheStore.Service = {
@@ -203,9 +209,7 @@ export const make = (
         lock.withPermits(1)(
           Effect.gen(function*() {
             const keys = (yield* readIndex("deletePrefix")).filter((key) => key.startsWith(keyPrefix))
-            yield* Effect.forEach(keys, (key) => Effect.mapError(kv.remove(valueKey(key)), unavailable("deletePrefix")), {
-              discard: true
-            })
+            yield* Effect.forEach(keys, (key) => removeValue(key, "deletePrefix"), { discard: true })
             for (const key of keys) indexed.delete(key)
             if (keys.length > 0) yield* writeIndex("deletePrefix")
             return keys.length
@@ -232,7 +236,10 @@ export const make = (
           const held = yield* Effect.mapError(kv.get(leaseKey(lease.key)), unavailable("releaseLease"))
           const current = Option.flatMap(held, (json) => Option.getRight(Schema.decodeEither(LeaseSchema)(json)))
           if (Option.isNone(current) || current.value.token !== lease.token) return false
-          yield* Effect.mapError(kv.remove(leaseKey(lease.key)), unavailable("releaseLease"))
+          yield* kv.remove(leaseKey(lease.key)).pipe(
+            Effect.catchIf((error) => error._tag === "SystemError" && error.reason === "NotFound", () => Effect.void),
+            Effect.mapError(unavailable("releaseLease"))
+          )
           const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
           return current.value.expiresAt > now
         })).pipe(counted)
