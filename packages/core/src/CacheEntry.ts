@@ -132,7 +132,10 @@ export const age: {
    * @category combinators
    */
   <A>(self: CacheEntry<A>, now: number): Duration.Duration
-} = dual(2, <A>(self: CacheEntry<A>, now: number): Duration.Duration => Duration.millis(Math.max(0, now - self.createdAt)))
+} = dual(
+  2,
+  <A>(self: CacheEntry<A>, now: number): Duration.Duration => Duration.millis(Math.max(0, now - self.createdAt))
+)
 
 /**
  * The time left before the entry expires at `now`, or `undefined` when it never expires. Stores

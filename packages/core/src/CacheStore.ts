@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import type { KeyValueStore } from "@effect/platform/KeyValueStore"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -18,7 +19,6 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
-import type { KeyValueStore } from "@effect/platform/KeyValueStore"
 import type { CacheEntry } from "./CacheEntry.js"
 import * as internalKeyValue from "./internal/keyValueStore.js"
 import * as internalMemory from "./internal/memoryStore.js"

@@ -64,11 +64,17 @@ export const positiveDuration = (
     duration = Duration.decode(input)
   } catch {
     return Either.left(
-      new PolicyError({ reason: "InvalidDuration", option, detail: `${JSON.stringify(String(input))} is not a duration` })
+      new PolicyError({
+        reason: "InvalidDuration",
+        option,
+        detail: `${JSON.stringify(String(input))} is not a duration`
+      })
     )
   }
   return Duration.isZero(duration)
-    ? Either.left(new PolicyError({ reason: "InvalidDuration", option, detail: `${Duration.format(duration)} is not positive` }))
+    ? Either.left(
+      new PolicyError({ reason: "InvalidDuration", option, detail: `${Duration.format(duration)} is not positive` })
+    )
     : Either.right(duration)
 }
 
@@ -105,9 +111,7 @@ export const make = (options: {
         new PolicyError({
           reason: "InvalidCombination",
           option: "timeToLive",
-          detail: `timeToLive (${Duration.format(timeToLive)}) must be at least lifetime (${
-            Duration.format(lifetime)
-          })`
+          detail: `timeToLive (${Duration.format(timeToLive)}) must be at least lifetime (${Duration.format(lifetime)})`
         })
       )
     }

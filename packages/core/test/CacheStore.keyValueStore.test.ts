@@ -1,4 +1,4 @@
-import { KeyValueStore, Error as PlatformError } from "@effect/platform"
+import { Error as PlatformError, KeyValueStore } from "@effect/platform"
 import { NodeContext, NodeKeyValueStore } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheStore } from "@stalewise/core"

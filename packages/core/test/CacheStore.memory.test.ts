@@ -11,7 +11,11 @@ describe("CacheStore.layerMemory", () => {
 
   it.effect("a byte budget evicts the least recently used entries and refuses oversized ones", () =>
     Effect.gen(function*() {
-      const store = yield* CacheStore.makeMemory({ capacity: 100, maxBytes: 1_000, sizeOf: (v) => (v as string).length })
+      const store = yield* CacheStore.makeMemory({
+        capacity: 100,
+        maxBytes: 1_000,
+        sizeOf: (v) => (v as string).length
+      })
       const evictions = Metric.tagged(CacheMetrics.storeEvictions, "backend", "memory")
       const before = (yield* Metric.value(evictions)).count
       yield* store.set("a", entry("x".repeat(400)))

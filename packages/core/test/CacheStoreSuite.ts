@@ -5,7 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheMetrics, CacheStore } from "@stalewise/core"
-import { Effect, Fiber, Layer, Metric, Option, Schema, TestClock } from "effect"
+import type { Layer } from "effect"
+import { Effect, Fiber, Metric, Option, Schema, TestClock } from "effect"
 
 /**
  * What a backend supports beyond the common contract.
@@ -20,7 +21,8 @@ export interface Features<R> {
 }
 
 let counter = 0
-const namespace = () => `t${Date.now().toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 6)}`
+const namespace = () =>
+  `t${Date.now().toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 6)}`
 
 const entryAt = <A>(value: A, createdAt: number, lifetime: number, timeToLive: number) =>
   CacheEntry.make({ value, createdAt, staleAt: createdAt + lifetime, expiresAt: createdAt + timeToLive })
@@ -143,7 +145,8 @@ export const suite = <E, R>(
     test("a lease is exclusive: of 50 concurrent acquirers exactly one wins", (store, ns) =>
       Effect.gen(function*() {
         const results = yield* Effect.all(
-          Array.from({ length: 50 }, () => store.acquireLease(`${ns}:fn:1`, "10 seconds")),
+          Array.from({ length: 50 }, () =>
+            store.acquireLease(`${ns}:fn:1`, "10 seconds")),
           { concurrency: "unbounded" }
         )
         assert.strictEqual(results.filter(Option.isSome).length, 1)
@@ -233,7 +236,10 @@ export const suite = <E, R>(
     } else {
       test("live values are kept as they are (same reference)", (store, ns) =>
         Effect.gen(function*() {
-          const value = { fn: () => 1 }
+          const value = {
+            fn: () =>
+              1
+          }
           yield* store.set(`${ns}:fn:1`, entryAt(value, 0, 1_000, 60_000))
           assert.strictEqual(Option.getOrThrow(yield* store.get(`${ns}:fn:1`)).value, value)
         }))
@@ -259,7 +265,9 @@ export const suite = <E, R>(
       test(`capacity ${capacity}: the least recently used entry is evicted and counted`, (store, ns) =>
         Effect.gen(function*() {
           const before = yield* counterValue(CacheMetrics.storeEvictions, store.backend)
-          for (let i = 0; i < capacity; i++) yield* store.set(`${ns}:fn:${i}`, entryAt(i, 0, 1_000, 60_000))
+          for (let i = 0; i < capacity; i++) {
+            yield* store.set(`${ns}:fn:${i}`, entryAt(i, 0, 1_000, 60_000))
+          }
           // touch key 0 so key 1 becomes the least recently used
           assert.isTrue(Option.isSome(yield* store.get(`${ns}:fn:0`)))
           yield* store.set(`${ns}:fn:new`, entryAt("new", 0, 1_000, 60_000))

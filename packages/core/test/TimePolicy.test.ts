@@ -58,7 +58,10 @@ describe("TimePolicy", () => {
           const entry = yield* setup
           yield* TestClock.adjust(Duration.millis(millisAfterFetch))
           assert.strictEqual(yield* TimePolicy.classify(entry), expected)
-          assert.strictEqual(Duration.toMillis(CacheEntry.age(entry, entry.createdAt + millisAfterFetch)), millisAfterFetch)
+          assert.strictEqual(
+            Duration.toMillis(CacheEntry.age(entry, entry.createdAt + millisAfterFetch)),
+            millisAfterFetch
+          )
         }))
 
     at(0, "Fresh")

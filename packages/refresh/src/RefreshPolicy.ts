@@ -69,7 +69,10 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
       lifetime: options.lifetime ?? Duration.minutes(10),
       timeToLive: options.timeToLive ?? Duration.days(30)
     })
-    const refreshLease = yield* TimePolicy.positiveDuration("refreshLease", options.refreshLease ?? Duration.seconds(60))
+    const refreshLease = yield* TimePolicy.positiveDuration(
+      "refreshLease",
+      options.refreshLease ?? Duration.seconds(60)
+    )
     if (!Duration.isFinite(refreshLease)) {
       return yield* Either.left(invalid("refreshLease", "must be finite: a lease that never runs out locks the key"))
     }
@@ -78,7 +81,8 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
       : yield* TimePolicy.positiveDuration("syncRefreshAfter", options.syncRefreshAfter)
     if (
       syncRefreshAfter !== undefined &&
-      (Duration.lessThan(syncRefreshAfter, time.lifetime) || Duration.greaterThanOrEqualTo(syncRefreshAfter, time.timeToLive))
+      (Duration.lessThan(syncRefreshAfter, time.lifetime) ||
+        Duration.greaterThanOrEqualTo(syncRefreshAfter, time.timeToLive))
     ) {
       return yield* Either.left(invalid(
         "syncRefreshAfter",

@@ -64,7 +64,8 @@ export const encodeEntry = <A, I>(
   method: string,
   backendName: string
 ): Either.Either<string, CacheStore.CacheStoreError> => {
-  const fail = (cause: unknown) => new CacheStore.CacheStoreError({ reason: "Encode", backend: backendName, method, cause })
+  const fail = (cause: unknown) =>
+    new CacheStore.CacheStoreError({ reason: "Encode", backend: backendName, method, cause })
   const encoded = schema === undefined ? Either.right<unknown>(entry.value) : Schema.encodeEither(schema)(entry.value)
   if (Either.isLeft(encoded)) return Either.left(fail(encoded.left))
   try {

@@ -138,7 +138,13 @@ export const estimateSize = (value: unknown): number => {
         if (ArrayBuffer.isView(u)) return 32 + u.byteLength
         if (u instanceof Date) return 32
         let size = 32
-        const entries = u instanceof Map ? [...u.entries()].flat() : u instanceof Set ? [...u] : Array.isArray(u) ? u : Object.entries(u).flat()
+        const entries = u instanceof Map
+          ? [...u.entries()].flat()
+          : u instanceof Set
+          ? [...u]
+          : Array.isArray(u)
+          ? u
+          : Object.entries(u).flat()
         for (const item of entries) size += 8 + visit(item)
         return size
       }
