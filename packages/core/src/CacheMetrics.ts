@@ -6,7 +6,13 @@
  * @since 0.1.0
  */
 import * as Metric from "effect/Metric"
+import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
+
+const storeHitsKey = MetricKey.counter("stalewise_store_hits", {
+  description: "CacheStore reads that found a live entry",
+  incremental: true
+})
 
 /**
  * Reads that found a live entry.
@@ -14,8 +20,10 @@ import * as MetricLabel from "effect/MetricLabel"
  * @since 0.1.0
  * @category metrics
  */
-export const storeHits = Metric.counter("stalewise_store_hits", {
-  description: "CacheStore reads that found a live entry",
+export const storeHits: Metric.Metric.Counter<number> = Metric.fromMetricKey(storeHitsKey)
+
+const storeMissesKey = MetricKey.counter("stalewise_store_misses", {
+  description: "CacheStore reads that found no live entry",
   incremental: true
 })
 
@@ -25,8 +33,10 @@ export const storeHits = Metric.counter("stalewise_store_hits", {
  * @since 0.1.0
  * @category metrics
  */
-export const storeMisses = Metric.counter("stalewise_store_misses", {
-  description: "CacheStore reads that found no live entry",
+export const storeMisses: Metric.Metric.Counter<number> = Metric.fromMetricKey(storeMissesKey)
+
+const storeErrorsKey = MetricKey.counter("stalewise_store_errors", {
+  description: "CacheStore operations that failed",
   incremental: true
 })
 
@@ -36,8 +46,10 @@ export const storeMisses = Metric.counter("stalewise_store_misses", {
  * @since 0.1.0
  * @category metrics
  */
-export const storeErrors = Metric.counter("stalewise_store_errors", {
-  description: "CacheStore operations that failed",
+export const storeErrors: Metric.Metric.Counter<number> = Metric.fromMetricKey(storeErrorsKey)
+
+const storeEvictionsKey = MetricKey.counter("stalewise_store_evictions", {
+  description: "CacheStore entries evicted for capacity",
   incremental: true
 })
 
@@ -48,8 +60,10 @@ export const storeErrors = Metric.counter("stalewise_store_errors", {
  * @since 0.1.0
  * @category metrics
  */
-export const storeEvictions = Metric.counter("stalewise_store_evictions", {
-  description: "CacheStore entries evicted for capacity",
+export const storeEvictions: Metric.Metric.Counter<number> = Metric.fromMetricKey(storeEvictionsKey)
+
+const storeDecodeFailuresKey = MetricKey.counter("stalewise_store_decode_failures", {
+  description: "CacheStore entries that failed to decode and were deleted",
   incremental: true
 })
 
@@ -60,10 +74,7 @@ export const storeEvictions = Metric.counter("stalewise_store_evictions", {
  * @since 0.1.0
  * @category metrics
  */
-export const storeDecodeFailures = Metric.counter("stalewise_store_decode_failures", {
-  description: "CacheStore entries that failed to decode and were deleted",
-  incremental: true
-})
+export const storeDecodeFailures: Metric.Metric.Counter<number> = Metric.fromMetricKey(storeDecodeFailuresKey)
 
 /**
  * The labels a store backend tags its metrics with. Build them once per store: metric hooks
@@ -75,3 +86,47 @@ export const storeDecodeFailures = Metric.counter("stalewise_store_decode_failur
 export const backendLabels = (backend: string): ReadonlyArray<MetricLabel.MetricLabel> => [
   MetricLabel.make("backend", backend)
 ]
+
+/**
+ * The counters of one store backend, resolved once: each call updates the tagged counter
+ * directly, without a registry lookup, so stores can count on their hot paths.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreCounters {
+  readonly hit: () => void
+  readonly miss: () => void
+  readonly error: () => void
+  readonly eviction: () => void
+  readonly decodeFailure: () => void
+}
+
+/**
+ * Resolves the store counters for `backend` (the value of their `backend` tag).
+ *
+ * @example
+ * ```ts
+ * import { CacheMetrics } from "@stalewise/core"
+ *
+ * const counters = CacheMetrics.makeStoreCounters("my-backend")
+ * counters.hit() // stalewise_store_hits{backend="my-backend"} += 1
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeStoreCounters = (backend: string): StoreCounters => {
+  const labels = backendLabels(backend)
+  const resolve = (key: MetricKey.MetricKey.Counter<number>) => {
+    const hook = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(key, labels))
+    return () => hook.update(1)
+  }
+  return {
+    hit: resolve(storeHitsKey),
+    miss: resolve(storeMissesKey),
+    error: resolve(storeErrorsKey),
+    eviction: resolve(storeEvictionsKey),
+    decodeFailure: resolve(storeDecodeFailuresKey)
+  }
+}

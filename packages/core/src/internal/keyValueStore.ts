@@ -107,7 +107,7 @@ export const make = (
   Effect.gen(function*() {
     const kv = yield* KeyValueStore.KeyValueStore
     const prefix = options.prefix ?? "stalewise/"
-    const labels = CacheMetrics.backendLabels(backend)
+    const counters = CacheMetrics.makeStoreCounters(backend)
     const valueKey = (key: string) => `${prefix}v/${key}`
     const leaseKey = (key: string) => `${prefix}l/${key}`
     const indexKey = `${prefix}i`
@@ -119,7 +119,7 @@ export const make = (
     const unavailable = (method: string) => (cause: unknown) =>
       new CacheStore.CacheStoreError({ reason: "Unavailable", backend, method, cause })
     const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.tapError(effect, () => Effect.sync(() => CacheMetrics.storeErrors.unsafeUpdate(1, labels)))
+      Effect.tapError(effect, () => Effect.sync(counters.error))
 
     const readIndex = (method: string) =>
       kv.get(indexKey).pipe(
@@ -175,13 +175,13 @@ export const make = (
         Effect.gen(function*() {
           const json = yield* Effect.mapError(kv.get(valueKey(key)), unavailable("get"))
           if (Option.isNone(json)) {
-            CacheMetrics.storeMisses.unsafeUpdate(1, labels)
+            counters.miss()
             return Option.none<CacheEntry<A>>()
           }
           const entry = decodeEntry(json.value, schema)
           if (Option.isNone(entry)) {
-            CacheMetrics.storeDecodeFailures.unsafeUpdate(1, labels)
-            CacheMetrics.storeMisses.unsafeUpdate(1, labels)
+            counters.decodeFailure()
+            counters.miss()
             yield* Effect.logWarning("stalewise: dropped a stored entry that failed to decode").pipe(
               Effect.annotateLogs({ backend, key })
             )
@@ -190,11 +190,11 @@ export const make = (
           }
           const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
           if (entry.value.expiresAt <= now) {
-            CacheMetrics.storeMisses.unsafeUpdate(1, labels)
+            counters.miss()
             yield* remove(key, "get")
             return Option.none<CacheEntry<A>>()
           }
-          CacheMetrics.storeHits.unsafeUpdate(1, labels)
+          counters.hit()
           return entry
         }).pipe(counted),
       set: (key, entry, schema) =>

@@ -27,7 +27,7 @@ export const make = (
     const sizeOf = options.sizeOf ?? estimateSize
     // The store's time source is the Clock present when it is built (TestClock in tests).
     const clock = yield* Effect.clock
-    const labels = CacheMetrics.backendLabels(backend)
+    const counters = CacheMetrics.makeStoreCounters(backend)
 
     const entries = new LRUCache<string, CacheEntry<unknown>>({
       max: capacity,
@@ -36,7 +36,7 @@ export const make = (
         sizeCalculation: (entry) => Math.max(1, Math.ceil(sizeOf(entry.value)))
       }),
       dispose: (_entry, _key, reason) => {
-        if (reason === "evict") CacheMetrics.storeEvictions.unsafeUpdate(1, labels)
+        if (reason === "evict") counters.eviction()
       }
     })
     const leases = new Map<string, { readonly token: string; readonly expiresAt: number }>()
@@ -56,15 +56,15 @@ export const make = (
         Effect.sync((): Option.Option<CacheEntry<A>> => {
           const entry = entries.get(key)
           if (entry === undefined) {
-            CacheMetrics.storeMisses.unsafeUpdate(1, labels)
+            counters.miss()
             return Option.none()
           }
           if (entry.expiresAt <= clock.unsafeCurrentTimeMillis()) {
             entries.delete(key)
-            CacheMetrics.storeMisses.unsafeUpdate(1, labels)
+            counters.miss()
             return Option.none()
           }
-          CacheMetrics.storeHits.unsafeUpdate(1, labels)
+          counters.hit()
           return Option.some(entry as CacheEntry<A>)
         }),
       set: (key, entry) =>
@@ -76,7 +76,7 @@ export const make = (
           entries.set(key, entry)
           // lru-cache refuses an entry larger than the byte budget and drops the old one
           if (maxBytes !== undefined && !entries.has(key)) {
-            CacheMetrics.storeEvictions.unsafeUpdate(1, labels)
+            counters.eviction()
           }
         }),
       delete: (key) =>

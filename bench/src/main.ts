@@ -1,0 +1,104 @@
+/**
+ * Runs the registered benchmark scenarios and prints a table and a one-line summary for each.
+ *
+ * ```
+ * pnpm bench                    all scenarios
+ * pnpm bench -- --quick         fewer rounds, smaller runs: a smoke run
+ * pnpm bench -- hot             scenarios whose name contains "hot"
+ * pnpm bench -- --json          results as JSON on stdout (tables go to stderr)
+ * pnpm bench -- --rounds 30     more measured rounds
+ * ```
+ *
+ * Exits with 1 when a scenario fails to run; a contender below its target is reported, not fatal.
+ *
+ * @since 0.1.0
+ */
+import * as os from "node:os"
+import { parseArgs } from "node:util"
+import * as Harness from "./harness.js"
+import { hotHit } from "./scenarios/hotHit.js"
+
+const scenarios: ReadonlyArray<Harness.Scenario> = [hotHit]
+
+const usage = `usage: pnpm bench -- [--quick] [--json] [--rounds N] [filter...]
+
+  --quick      1 warm-up + 3 rounds with each scenario's small size (smoke run)
+  --json       write the results to stdout as JSON; tables and progress go to stderr
+  --rounds N   measured rounds (default 15, quick 3)
+  filter       run only scenarios whose name contains one of these substrings
+
+scenarios: ${scenarios.map((s) => s.name).join(", ")}`
+
+const main = async (): Promise<number> => {
+  const { positionals, values } = parseArgs({
+    args: process.argv.slice(2).filter((arg) => arg !== "--"),
+    allowPositionals: true,
+    options: {
+      quick: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      rounds: { type: "string" },
+      help: { type: "boolean", short: "h", default: false }
+    }
+  })
+  if (values.help) {
+    process.stdout.write(`${usage}\n`)
+    return 0
+  }
+  const rounds = values.rounds === undefined ? undefined : Number(values.rounds)
+  if (rounds !== undefined && !(Number.isSafeInteger(rounds) && rounds > 0)) {
+    process.stderr.write(`--rounds must be a positive integer, got ${values.rounds}\n\n${usage}\n`)
+    return 2
+  }
+  const selected = scenarios.filter((s) => positionals.length === 0 || positionals.some((f) => s.name.includes(f)))
+  if (selected.length === 0) {
+    process.stderr.write(`no scenario matches ${positionals.join(", ")}\n\n${usage}\n`)
+    return 2
+  }
+
+  // With --json, stdout carries only the JSON document.
+  const print = (text: string) => (values.json ? process.stderr : process.stdout).write(`${text}\n`)
+  const progress = (line: string) => {
+    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`)
+  }
+  const environment = {
+    node: process.version,
+    effect: await import("effect/package.json", { with: { type: "json" } }).then((m) => m.default.version),
+    cpu: os.cpus()[0]?.model ?? "unknown",
+    cores: os.availableParallelism(),
+    quick: values.quick,
+    date: new Date().toISOString()
+  }
+  print(
+    `stalewise bench — node ${environment.node}, effect ${environment.effect}, ${environment.cores} cores, ${environment.cpu}\n`
+  )
+
+  const started = performance.now()
+  const results: Array<Harness.ScenarioResult> = []
+  const failures: Array<{ readonly name: string; readonly error: string }> = []
+  for (const scenario of selected) {
+    try {
+      const result = await Harness.runScenario(scenario, { quick: values.quick, rounds, log: progress })
+      progress("")
+      results.push(result)
+      print(`${Harness.formatResult(result)}\n`)
+    } catch (error) {
+      progress("")
+      const message = error instanceof Error ? (error.stack ?? error.message) : String(error)
+      failures.push({ name: scenario.name, error: message })
+      print(`${scenario.name} FAILED\n${message}\n`)
+    }
+  }
+  const totalSeconds = (performance.now() - started) / 1000
+
+  print("summary")
+  for (const result of results) print(`  ${Harness.formatSummary(result)}`)
+  for (const failure of failures) print(`  ${failure.name}: FAILED`)
+  print(`total ${totalSeconds.toFixed(1)}s`)
+
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ environment, totalSeconds, results, failures }, null, 2)}\n`)
+  }
+  return failures.length === 0 ? 0 : 1
+}
+
+process.exitCode = await main()
