@@ -1,0 +1,368 @@
+/**
+ * `RedisClient`: one scoped ioredis connection as a service. `make` connects eagerly (failing with
+ * a typed `RedisError` when the server cannot be reached within `connectTimeout`) and quits when
+ * its scope closes; `use` runs a command through the client as an `Effect`, bounded by
+ * `commandTimeout`. The Redis-backed stores, leases and buses of this package are built on it.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type { RedisOptions as IoRedisOptions } from "ioredis"
+import { Redis } from "ioredis"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: TypeId = "~@stalewise/redis/RedisClient"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = "~@stalewise/redis/RedisClient"
+
+/**
+ * The `RedisClient` service tag: a connected ioredis client and `use` to run commands on it.
+ *
+ * @example
+ * ```ts
+ * import { RedisClient } from "@stalewise/redis"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const redis = yield* RedisClient.RedisClient
+ *   yield* redis.use("set", (client) => client.set("greeting", "hello", "PX", 60_000))
+ *   return yield* redis.use("get", (client) => client.get("greeting"))
+ * }).pipe(Effect.provide(RedisClient.layer({ host: "127.0.0.1", port: 6379 })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class RedisClient extends Context.Tag("@stalewise/redis/RedisClient")<RedisClient, RedisClient.Service>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export declare namespace RedisClient {
+  /**
+   * A connected client. It is owned by the scope that made it: do not `quit` or `disconnect` it.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    readonly [TypeId]: TypeId
+    /** The underlying ioredis client, for commands `use` does not wrap (pipelines, scans, pub/sub). */
+    readonly client: Redis
+    /**
+     * Runs `f` on the client. A rejection becomes a `RedisError` named after `method`: `Connection`
+     * when the connection is closed or gave up retrying, `Command` otherwise; no answer within
+     * `commandTimeout` is `Timeout` (the command may still run on the server).
+     */
+    readonly use: <A>(method: string, f: (client: Redis) => Promise<A>) => Effect.Effect<A, RedisError>
+  }
+}
+
+/**
+ * A Redis call failed. `Connection`: the server could not be reached, or the connection was
+ * closed or gave up retrying. `Command`: the server (or `f` in `use`) rejected the call.
+ * `Timeout`: no connection within `connectTimeout` or no answer within `commandTimeout`.
+ *
+ * @example
+ * ```ts
+ * import { RedisClient } from "@stalewise/redis"
+ * import { Effect } from "effect"
+ *
+ * const program = RedisClient.RedisClient.pipe(
+ *   Effect.flatMap((redis) => redis.use("ping", (client) => client.ping())),
+ *   Effect.catchTag("RedisError", (error) => Effect.logWarning(error.message))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedisError extends Schema.TaggedError<RedisError>("@stalewise/redis/RedisError")("RedisError", {
+  reason: Schema.Literal("Connection", "Command", "Timeout"),
+  /** The operation, e.g. `connect`, `get` or `set`. */
+  method: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const cause = this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    return `Redis ${this.method} failed (${this.reason})${cause}`
+  }
+}
+
+/**
+ * Connection options. Any other ioredis option (`tls`, `retryStrategy`, `maxRetriesPerRequest`,
+ * `connectionName`, …) is passed through, except `keyPrefix` (this package prefixes keys itself:
+ * ioredis does not apply `keyPrefix` to `SCAN` or `KEYS` patterns) and `lazyConnect` (`make`
+ * always connects before it returns).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisOptions extends
+  Omit<
+    IoRedisOptions,
+    "host" | "port" | "db" | "username" | "password" | "keyPrefix" | "lazyConnect" | "connectTimeout" | "commandTimeout"
+  >
+{
+  /** Default `"localhost"`. */
+  readonly host?: string | undefined
+  /** Default `6379`. */
+  readonly port?: number | undefined
+  /** The database index selected on connect. Default `0`. */
+  readonly db?: number | undefined
+  /** The ACL user (Redis 6+); without it `password` authenticates the `default` user. */
+  readonly username?: string | undefined
+  /** Sent with `AUTH` on connect; kept out of errors and logs. */
+  readonly password?: Redacted.Redacted | undefined
+  /** How long `make` may take to reach a ready connection. Default 10 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** How long `use` waits for an answer. Default 5 seconds. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+}
+
+const defaultConnectTimeout = Duration.seconds(10)
+const defaultCommandTimeout = Duration.seconds(5)
+
+/**
+ * Connects to Redis and returns the client; the connection is closed with `QUIT` when the scope
+ * closes (with `disconnect` when `QUIT` fails or gets no answer in `commandTimeout`). Fails with
+ * `RedisError` (`Connection`, or `Timeout` when not ready within `connectTimeout`); a failed
+ * connect does not keep retrying in the background.
+ *
+ * @example
+ * ```ts
+ * import { RedisClient } from "@stalewise/redis"
+ * import { Effect, Redacted } from "effect"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const redis = yield* RedisClient.make({
+ *       host: "127.0.0.1",
+ *       port: 6379,
+ *       password: Redacted.make("secret"),
+ *       connectTimeout: "2 seconds"
+ *     })
+ *     return yield* redis.use("ping", (client) => client.ping())
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*(
+  options: RedisOptions
+): Effect.fn.Return<RedisClient.Service, RedisError, Scope.Scope> {
+  const {
+    commandTimeout: commandTimeoutInput,
+    connectTimeout: connectTimeoutInput,
+    db,
+    host,
+    password,
+    port,
+    username,
+    ...passthrough
+  } = options
+  const connectTimeout = Duration.decode(connectTimeoutInput ?? defaultConnectTimeout)
+  const commandTimeout = Duration.decode(commandTimeoutInput ?? defaultCommandTimeout)
+  const ioOptions: IoRedisOptions = {
+    ...passthrough,
+    lazyConnect: true,
+    connectTimeout: Duration.toMillis(connectTimeout)
+  }
+  if (host !== undefined) ioOptions.host = host
+  if (port !== undefined) ioOptions.port = port
+  if (db !== undefined) ioOptions.db = db
+  if (username !== undefined) ioOptions.username = username
+  if (password !== undefined) ioOptions.password = Redacted.value(password)
+
+  const runtime = yield* Effect.runtime<never>()
+  const client = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const client = new Redis(ioOptions)
+      // ioredis prints unhandled "error" events to the console; reconnect noise goes to the
+      // Effect logger instead, and failed commands surface through `use`.
+      client.on("error", (error: unknown) => {
+        Runtime.runFork(runtime)(Effect.logDebug("Redis connection error", redactCredentials(error)))
+      })
+      return client
+    }),
+    (client) => close(client, commandTimeout)
+  )
+  yield* connect(client, connectTimeout)
+
+  return RedisClient.of({
+    [TypeId]: TypeId,
+    client,
+    use: <A>(method: string, f: (client: Redis) => Promise<A>) =>
+      Effect.tryPromise({
+        try: () => f(client),
+        catch: (cause) =>
+          new RedisError({
+            reason: isConnectionError(cause) ? "Connection" : "Command",
+            method,
+            cause: redactCredentials(cause)
+          })
+      }).pipe(
+        // A promise cannot be cancelled anyway; interruptible, the timeout also holds in finalizers.
+        Effect.interruptible,
+        Effect.timeoutFail({
+          duration: commandTimeout,
+          onTimeout: () => new RedisError({ reason: "Timeout", method })
+        })
+      )
+  })
+})
+
+/**
+ * A `RedisClient` connected with the given options, closed when the layer is released.
+ *
+ * @example
+ * ```ts
+ * import { RedisClient } from "@stalewise/redis"
+ *
+ * const RedisLive = RedisClient.layer({ host: "127.0.0.1", port: 6379, commandTimeout: "500 millis" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: RedisOptions): Layer.Layer<RedisClient, RedisError> =>
+  Layer.scoped(RedisClient, make(options))
+
+/**
+ * A `RedisClient` whose options are read from `Config`; keep the password in `Config.redacted`.
+ *
+ * @example
+ * ```ts
+ * import { RedisClient } from "@stalewise/redis"
+ * import { Config } from "effect"
+ *
+ * const RedisLive = RedisClient.layerConfig({
+ *   host: Config.string("REDIS_HOST"),
+ *   port: Config.integer("REDIS_PORT"),
+ *   password: Config.redacted("REDIS_PASSWORD")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<RedisOptions>
+): Layer.Layer<RedisClient, RedisError | ConfigError.ConfigError> =>
+  Layer.scoped(RedisClient, Effect.flatMap(Config.unwrap(config), make))
+
+const connect = (client: Redis, timeout: Duration.Duration): Effect.Effect<void, RedisError> => {
+  // The "close" that rejects `connect()` carries no reason; the "error" before it does.
+  let lastError: unknown
+  const onError = (error: unknown) => {
+    lastError = error
+  }
+  return Effect.tryPromise({
+    try: () => {
+      client.on("error", onError)
+      return client.connect()
+    },
+    catch: (cause) => {
+      const error = redactCredentials(lastError ?? cause)
+      return new RedisError({
+        reason: isTimeoutError(error) ? "Timeout" : "Connection",
+        method: "connect",
+        cause: error
+      })
+    }
+  }).pipe(
+    // Interruptible, so that the timeout holds even when `make` runs uninterruptibly (an acquire).
+    Effect.interruptible,
+    Effect.timeoutFail({
+      duration: timeout,
+      onTimeout: () => new RedisError({ reason: "Timeout", method: "connect", cause: redactCredentials(lastError) })
+    }),
+    // ioredis keeps reconnecting after a failed connect (retryStrategy); a failed `make` must not.
+    Effect.onError(() => Effect.sync(() => disconnectNow(client))),
+    Effect.ensuring(Effect.sync(() => client.off("error", onError)))
+  )
+}
+
+// Finalizers run uninterruptibly: the waits are made interruptible so that their timeouts can
+// cut them short (a QUIT queued behind a blocking command would otherwise wait for that command).
+const close = (client: Redis, timeout: Duration.Duration): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    // Without a ready connection there is nobody to say QUIT to: stop any reconnecting and be done.
+    if (client.status !== "ready") return Effect.sync(() => disconnectNow(client))
+    return Effect.tryPromise(() => client.quit()).pipe(
+      Effect.zipRight(awaitEnd(client)),
+      Effect.interruptible,
+      Effect.timeout(timeout),
+      Effect.catchAll(() =>
+        Effect.sync(() => disconnectNow(client)).pipe(
+          Effect.zipRight(Effect.interruptible(awaitEnd(client))),
+          Effect.timeout(timeout),
+          Effect.ignore
+        )
+      )
+    )
+  })
+
+// `disconnect()` stops reconnecting but only half-closes the socket (`end()`); a server that has
+// stopped reading would keep it open, so the socket is destroyed as well.
+const disconnectNow = (client: Redis): void => {
+  client.disconnect()
+  client.stream?.destroy()
+}
+
+// `quit()` resolves on the server's OK; the client is closed once it reaches status "end".
+const awaitEnd = (client: Redis): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (client.status === "end") {
+      resume(Effect.void)
+      return
+    }
+    const onEnd = () => resume(Effect.void)
+    client.once("end", onEnd)
+    return Effect.sync(() => {
+      client.off("end", onEnd)
+    })
+  })
+
+const connectionClosedMessage = "Connection is closed."
+
+// ioredis does not export MaxRetriesPerRequestError from its entry point; its name identifies it.
+const isConnectionError = (error: unknown): boolean =>
+  error instanceof Error && (error.name === "MaxRetriesPerRequestError" || error.message === connectionClosedMessage)
+
+// ioredis attaches the failed command to a reply error: for AUTH (and HELLO … AUTH) that is the
+// password in plain text, which must not travel with the error into logs.
+const redactCredentials = (error: unknown): unknown => {
+  if (
+    Predicate.hasProperty(error, "command") && Predicate.hasProperty(error.command, "name") &&
+    typeof error.command.name === "string" && /^(auth|hello)$/i.test(error.command.name)
+  ) {
+    error.command = { name: error.command.name, args: ["<redacted>"] }
+  }
+  return error
+}
+
+const isTimeoutError = (error: unknown): boolean => Predicate.hasProperty(error, "code") && error.code === "ETIMEDOUT"
