@@ -130,3 +130,49 @@ export const makeStoreCounters = (backend: string): StoreCounters => {
     decodeFailure: resolve(storeDecodeFailuresKey)
   }
 }
+
+/**
+ * Calls answered by a strategy, tagged `strategy` (`failover`, `cache-first`,
+ * `stale-while-revalidate`) and `status` (an `Outcome.Status`), plus `reason` for failovers.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const outcomes = Metric.counter("stalewise_outcomes", {
+  description: "Calls answered by a strategy, by strategy and outcome status",
+  incremental: true
+})
+
+/**
+ * How long upstream calls took, tagged `strategy`; recorded for calls that completed.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const upstreamDuration = Metric.timerWithBoundaries(
+  "stalewise_upstream_duration",
+  [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000],
+  "Duration of upstream calls in milliseconds"
+)
+
+/**
+ * Refreshes, tagged `result`: `started`, `succeeded`, `failed`, `skipped` (lease held elsewhere or
+ * backing off) and `dropped` (a queue could not take the work and the fallback is to skip).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const refreshes = Metric.counter("stalewise_refreshes", {
+  description: "Refreshes by result",
+  incremental: true
+})
+
+/**
+ * Refresh requests waiting in an in-process refresh queue.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const refreshQueueDepth = Metric.gauge("stalewise_refresh_queue_depth", {
+  description: "Refresh requests waiting in the queue"
+})

@@ -45,6 +45,14 @@ export * as CacheMetrics from "./CacheMetrics.js"
 export * as CacheStore from "./CacheStore.js"
 
 /**
+ * The story of a cached call: what came back and why. Every strategy can return a value alone or
+ * a value with its outcome, so callers can tell a fresh value from a stale one or a fallback.
+ *
+ * @since 0.1.0
+ */
+export * as Outcome from "./Outcome.js"
+
+/**
  * The error raised when a strategy or time policy is given options that cannot work: a duration
  * that is not positive, or a combination such as `lifetime > timeToLive`. It is raised when the
  * policy is defined, before any value is cached.
