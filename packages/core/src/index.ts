@@ -45,6 +45,15 @@ export * as CacheMetrics from "./CacheMetrics.js"
 export * as CacheStore from "./CacheStore.js"
 
 /**
+ * Failover (nameko-cachetools' `CachedRpcProxy`, done properly): always ask the upstream, store
+ * every success, and when the upstream fails or is slower than `timeout`, serve the last good
+ * value instead — saying so in the outcome. Built on `Effect.timeout`.
+ *
+ * @since 0.1.0
+ */
+export * as Failover from "./Failover.js"
+
+/**
  * The story of a cached call: what came back and why. Every strategy can return a value alone or
  * a value with its outcome, so callers can tell a fresh value from a stale one or a fallback.
  *
