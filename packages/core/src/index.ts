@@ -8,6 +8,16 @@
 export * as CacheEntry from "./CacheEntry.js"
 
 /**
+ * Cache-first (nameko-cachetools' `CacheFirstRpcProxy`, done properly): serve the cached value
+ * without asking the upstream; on a miss, one upstream call serves every concurrent caller.
+ * Built on effect's `Cache`, with `timeToLive` and `capacity` applying to each call's entry, and
+ * optionally backed by a `CacheStore` so a shared store (Redis) serves other processes too.
+ *
+ * @since 0.1.0
+ */
+export * as CacheFirst from "./CacheFirst.js"
+
+/**
  * Cache keys: `namespace:name:digest`, where the digest covers a canonical, type-tagged encoding
  * of the arguments.
  *
