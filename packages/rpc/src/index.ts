@@ -1,4 +1,14 @@
 /**
+ * Cached Effect services: a layer that takes a service tag whose methods return Effects and
+ * provides the **same tag** with the methods you choose cached by the strategy you choose
+ * (failover or cache-first); the other members pass through untouched. Compose it in front of
+ * the real implementation with `Layer.provide`.
+ *
+ * @since 0.1.0
+ */
+export * as CachedService from "./CachedService.js"
+
+/**
  * Cache keys for calls to a service method or RPC: the service (or RPC group) id is the namespace,
  * the method name is the name, and the arguments are digested — so two methods with the same
  * arguments never share an entry (nameko-cachetools keyed on the arguments alone).
