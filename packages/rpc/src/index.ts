@@ -1,4 +1,14 @@
 /**
+ * A cached `@effect/rpc` client: the same client `RpcClient.make` gives, with the RPCs you choose
+ * cached by a strategy each. Keys are the RPC's tag and its Schema-encoded payload; values are
+ * stored through the RPC's success schema, so a serialising store (KeyValueStore, Redis) gives
+ * back exactly what the server sent (Dates, bigints, branded types).
+ *
+ * @since 0.1.0
+ */
+export * as CachedRpcClient from "./CachedRpcClient.js"
+
+/**
  * Cached Effect services: a layer that takes a service tag whose methods return Effects and
  * provides the **same tag** with the methods you choose cached by the strategy you choose
  * (failover or cache-first); the other members pass through untouched. Compose it in front of
@@ -16,3 +26,12 @@ export * as CachedService from "./CachedService.js"
  * @since 0.1.0
  */
 export * as MethodKey from "./MethodKey.js"
+
+/**
+ * How one cached method, RPC or request is cached: `Strategy.failover` (always ask, serve the
+ * last good value on failure or after a timeout) or `Strategy.cacheFirst` (serve the cached value
+ * without asking). Used by `CachedService`, `CachedRpcClient` and `CachedHttpClient`.
+ *
+ * @since 0.1.0
+ */
+export * as Strategy from "./Strategy.js"

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheStore } from "@stalewise/core"
-import { CachedService } from "@stalewise/rpc"
+import { CachedService, Strategy } from "@stalewise/rpc"
 import { Context, Effect, Layer, Ref, TestClock } from "effect"
 
 interface User {
@@ -55,10 +55,10 @@ const withCachedUsers = <A, E>(
   })
 
 const spec: CachedService.Spec<Context.Tag.Service<Users>> = {
-  getUser: CachedService.failover({ timeout: "1 second", fallbackOn: (error) => error === "Unavailable" }),
-  getProfile: CachedService.failover({ timeout: "1 second" }),
-  countries: CachedService.cacheFirst({ timeToLive: "1 hour", capacity: 10 }),
-  notify: CachedService.cacheFirst({ timeToLive: "1 hour" })
+  getUser: Strategy.failover({ timeout: "1 second", fallbackOn: (error) => error === "Unavailable" }),
+  getProfile: Strategy.failover({ timeout: "1 second" }),
+  countries: Strategy.cacheFirst({ timeToLive: "1 hour", capacity: 10 }),
+  notify: Strategy.cacheFirst({ timeToLive: "1 hour" })
 }
 
 describe("CachedService", () => {
@@ -113,7 +113,7 @@ describe("CachedService", () => {
   it.effect("invalid strategy options fail the layer with PolicyError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        withCachedUsers({ getUser: CachedService.failover({ timeout: 0 }) }, () => Effect.void)
+        withCachedUsers({ getUser: Strategy.failover({ timeout: 0 }) }, () => Effect.void)
       )
       assert.strictEqual(error._tag, "PolicyError")
       assert.strictEqual(error.option, "timeout")
@@ -122,11 +122,11 @@ describe("CachedService", () => {
   it("strategy options are typed by the method they cache", () => {
     CachedService.layer(Users, {
       // @ts-expect-error getProfile never fails with "NotFound"
-      getProfile: CachedService.failover({ timeout: "1 second", fallbackOn: (error) => error === "NotFound" })
+      getProfile: Strategy.failover({ timeout: "1 second", fallbackOn: (error) => error === "NotFound" })
     })
     CachedService.layer(Users, {
       // @ts-expect-error version is not a method
-      version: CachedService.cacheFirst({ timeToLive: "1 hour" })
+      version: Strategy.cacheFirst({ timeToLive: "1 hour" })
     })
   })
 })

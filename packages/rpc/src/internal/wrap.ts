@@ -1,0 +1,57 @@
+/** @internal */
+import { CacheFirst, CacheKey, type CacheStore, Failover, type PolicyError } from "@stalewise/core"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Strategy from "../Strategy.js"
+
+/**
+ * @internal
+ * Wraps one method in its strategy. The strategy's own errors cannot appear in the method's
+ * type, so an argument that cannot be keyed bypasses the cache (the method is called directly
+ * and a warning is logged) instead of failing.
+ */
+export const wrap = (
+  namespace: string,
+  name: string,
+  method: (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>,
+  strategy: Strategy.Strategy<ReadonlyArray<unknown>, unknown, unknown>
+): Effect.Effect<
+  (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>,
+  PolicyError.PolicyError,
+  CacheStore.CacheStore | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const common = {
+      name,
+      namespace,
+      lookup: method,
+      schema: strategy.schema,
+      key: strategy.key
+    }
+    const cached = strategy._tag === "Failover"
+      ? yield* Failover.make({
+        ...common,
+        timeout: strategy.timeout,
+        timeToLive: strategy.timeToLive,
+        onTimeout: strategy.onTimeout,
+        fallbackOn: strategy.fallbackOn,
+        fallbackOnDefect: strategy.fallbackOnDefect,
+        singleFlight: strategy.singleFlight
+      })
+      : strategy.persisted === true
+      ? yield* CacheFirst.makePersisted({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
+      : yield* CacheFirst.make({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
+    return (...args: ReadonlyArray<unknown>) =>
+      cached.get(...args).pipe(
+        Effect.catchIf(
+          (error): error is CacheKey.CacheKeyError => error instanceof CacheKey.CacheKeyError,
+          (error) =>
+            Effect.zipRight(
+              Effect.logWarning("stalewise: arguments cannot be keyed, calling the method uncached").pipe(
+                Effect.annotateLogs({ namespace, name, error: error.message })
+              ),
+              method(...args)
+            )
+        )
+      )
+  })
