@@ -1,4 +1,14 @@
 /**
+ * A cached `HttpClient` for idempotent requests (GET and HEAD by default): failover (serve the
+ * last good response when the server fails or is too slow) or cache-first (serve a stored
+ * response without asking). Keys are the method, the URL with its query parameters, and the
+ * request headers you name (e.g. `accept-language`); other requests pass through.
+ *
+ * @since 0.1.0
+ */
+export * as CachedHttpClient from "./CachedHttpClient.js"
+
+/**
  * A cached `@effect/rpc` client: the same client `RpcClient.make` gives, with the RPCs you choose
  * cached by a strategy each. Keys are the RPC's tag and its Schema-encoded payload; values are
  * stored through the RPC's success schema, so a serialising store (KeyValueStore, Redis) gives
