@@ -11,7 +11,7 @@ import * as RpcClient from "@effect/rpc/RpcClient"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as RpcSchema from "@effect/rpc/RpcSchema"
-import { CacheKey, type CacheStore, PolicyError } from "@stalewise/core"
+import { CacheKey, type CacheStore, type Outcome, PolicyError } from "@stalewise/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
@@ -47,6 +47,8 @@ export interface Options {
   readonly namespace?: string | undefined
   /** Passed to `RpcClient.make`. */
   readonly spanPrefix?: string | undefined
+  /** Called with the RPC's tag and the outcome of every cached call (hit, miss, failover, age). */
+  readonly onOutcome?: ((tag: string, outcome: Outcome.Outcome<unknown>) => Effect.Effect<void>) | undefined
 }
 
 /**
@@ -136,7 +138,8 @@ export const make = <Rpcs extends Rpc.Any>(
           ...strategy,
           schema: rpc.successSchema as Schema.Schema<unknown, unknown>,
           key: (_payload: unknown, id: unknown) => id as string
-        }
+        },
+        options.onOutcome
       )
       target[method] = (payload: unknown, callOptions?: unknown) => {
         if (userKey !== undefined) return cached(payload, userKey(payload), callOptions)

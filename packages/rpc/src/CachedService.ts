@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { CacheStore, PolicyError } from "@stalewise/core"
+import type { CacheStore, Outcome, PolicyError } from "@stalewise/core"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -52,6 +52,17 @@ export type Spec<S> = {
 }
 
 /**
+ * Options of {@link layer}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Called with the method name and the outcome of every cached call (hit, miss, failover, age). */
+  readonly onOutcome?: ((method: string, outcome: Outcome.Outcome<unknown>) => Effect.Effect<void>) | undefined
+}
+
+/**
  * A layer providing `tag` with the methods named in `spec` cached; it requires the real `tag`
  * (provide it with `Layer.provide`) and a `CacheStore`. Keys are the tag's id (namespace), the
  * method name and the arguments, so two methods never share an entry. Fails with `PolicyError`
@@ -89,7 +100,8 @@ export type Spec<S> = {
  */
 export const layer = <I, S extends object>(
   tag: Context.Tag<I, S>,
-  spec: Spec<S>
+  spec: Spec<S>,
+  options: Options = {}
 ): Layer.Layer<I, PolicyError.PolicyError, I | CacheStore.CacheStore> =>
   Layer.scoped(
     tag,
@@ -103,7 +115,13 @@ export const layer = <I, S extends object>(
         if (strategy === undefined) continue
         const method = (service as Record<string, unknown>)[name]
         if (typeof method !== "function") continue
-        cached[name] = yield* wrap(MethodKey.namespaceOf(tag.key), name, method.bind(service), strategy)
+        cached[name] = yield* wrap(
+          MethodKey.namespaceOf(tag.key),
+          name,
+          method.bind(service),
+          strategy,
+          options.onOutcome
+        )
       }
       return cached as S
     })

@@ -110,6 +110,26 @@ describe("CachedService", () => {
         assert.strictEqual((yield* Ref.get(backend.calls)).notify, 2)
       })))
 
+  it.effect("onOutcome reports every cached call's outcome", () =>
+    Effect.gen(function*() {
+      const backend = yield* makeBackend
+      const seen: Array<string> = []
+      const layer = CachedService.layer(Users, spec, {
+        onOutcome: (method, outcome) =>
+          Effect.sync(() => seen.push(`${method}:${outcome.status}${outcome.reason ? `/${outcome.reason}` : ""}`))
+      }).pipe(Layer.provide(Layer.succeed(Users, backend.service)), Layer.provide(CacheStore.layerMemory))
+      yield* Effect.gen(function*() {
+        const users = yield* Users
+        yield* users.countries("EU")
+        yield* users.countries("EU")
+        yield* users.getUser(1)
+        yield* Ref.set(backend.failure, "Unavailable")
+        yield* users.getUser(1)
+        yield* users.deleteUser(1)
+      }).pipe(Effect.provide(layer))
+      assert.deepStrictEqual(seen, ["countries:miss", "countries:hit", "getUser:miss", "getUser:failover/error"])
+    }))
+
   it.effect("invalid strategy options fail the layer with PolicyError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(

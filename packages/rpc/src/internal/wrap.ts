@@ -1,5 +1,5 @@
 /** @internal */
-import { CacheFirst, CacheKey, type CacheStore, Failover, type PolicyError } from "@stalewise/core"
+import { CacheFirst, CacheKey, type CacheStore, Failover, type Outcome, type PolicyError } from "@stalewise/core"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Strategy from "../Strategy.js"
@@ -14,7 +14,8 @@ export const wrap = (
   namespace: string,
   name: string,
   method: (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>,
-  strategy: Strategy.Strategy<ReadonlyArray<unknown>, unknown, unknown>
+  strategy: Strategy.Strategy<ReadonlyArray<unknown>, unknown, unknown>,
+  onOutcome?: ((name: string, outcome: Outcome.Outcome<unknown>) => Effect.Effect<void>) | undefined
 ): Effect.Effect<
   (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>,
   PolicyError.PolicyError,
@@ -42,7 +43,10 @@ export const wrap = (
       ? yield* CacheFirst.makePersisted({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
       : yield* CacheFirst.make({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
     return (...args: ReadonlyArray<unknown>) =>
-      cached.get(...args).pipe(
+      cached.getWithOutcome(...args).pipe(
+        Effect.flatMap((outcome) =>
+          onOutcome === undefined ? Effect.succeed(outcome.value) : Effect.as(onOutcome(name, outcome), outcome.value)
+        ),
         Effect.catchIf(
           (error): error is CacheKey.CacheKeyError => error instanceof CacheKey.CacheKeyError,
           (error) =>
