@@ -6,11 +6,13 @@ import { CacheStore } from "@stalewise/core"
 import { Console, Effect } from "effect"
 import { coreModelPart } from "./parts/coreModel.js"
 import { failoverAndCacheFirstPart } from "./parts/failoverAndCacheFirst.js"
+import { staleWhileRevalidatePart } from "./parts/staleWhileRevalidate.js"
 
 const program = Effect.gen(function*() {
   yield* Console.log("Stalewise demo")
   yield* coreModelPart.pipe(Effect.provide(CacheStore.layerMemory))
   yield* failoverAndCacheFirstPart
+  yield* staleWhileRevalidatePart
 })
 
 Effect.runPromise(program).catch((error) => {

@@ -10,7 +10,8 @@ import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 
 /**
- * The options of a policy; every duration is optional and defaults as cacheback does.
+ * The options of a policy; every option is optional and defaults as cacheback does, or to the
+ * safe choice where cacheback had no such option.
  *
  * @since 0.1.0
  * @category models
@@ -29,6 +30,27 @@ export interface Options {
   readonly syncRefreshAfter?: Duration.DurationInput | undefined
   /** Fetch synchronously on a miss (cacheback `fetch_on_miss`). Default true. */
   readonly fetchOnMiss?: boolean | undefined
+  /**
+   * Whether a failed synchronous refresh of a stale value (past `syncRefreshAfter`) serves the
+   * stale value (outcome `failover`) instead of failing. Default true. A failed background
+   * refresh always keeps the last good value.
+   */
+  readonly staleIfError?: boolean | undefined
+  /**
+   * Spreads expiries: each write shortens `lifetime` by a random fraction in `[0, jitter)`, so
+   * values fetched together do not all go stale together. In `[0, 1)`. Default 0.
+   */
+  readonly jitter?: number | undefined
+  /** Fails a fetch that takes longer than this with `JobError` (reason `Timeout`). Default: no limit. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * After a refresh of a key fails, no refresh of it is tried for `initial`, doubling with each
+   * further failure up to `max`; a success resets it. Default 5 seconds, up to 5 minutes.
+   */
+  readonly refreshBackoff?: {
+    readonly initial?: Duration.DurationInput | undefined
+    readonly max?: Duration.DurationInput | undefined
+  } | undefined
 }
 
 /**
@@ -42,12 +64,20 @@ export interface RefreshPolicy {
   readonly refreshLease: Duration.Duration
   readonly syncRefreshAfter: Duration.Duration | undefined
   readonly fetchOnMiss: boolean
+  readonly staleIfError: boolean
+  readonly jitter: number
+  readonly timeout: Duration.Duration | undefined
+  readonly refreshBackoff: {
+    readonly initial: Duration.Duration
+    readonly max: Duration.Duration
+  }
 }
 
 /**
  * Validates options into a policy. Fails with `PolicyError` when a duration is not positive,
  * when `lifetime > timeToLive`, when `syncRefreshAfter` falls outside `[lifetime, timeToLive)`,
- * or when `refreshLease` is infinite.
+ * when `refreshLease` is infinite, when `jitter` is outside `[0, 1)`, or when the back-off's
+ * `initial` exceeds its `max`.
  *
  * @example
  * ```ts
@@ -91,8 +121,55 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
         })`
       ))
     }
-    return { time, refreshLease, syncRefreshAfter, fetchOnMiss: options.fetchOnMiss ?? true }
+    const jitter = options.jitter ?? 0
+    if (!(jitter >= 0 && jitter < 1)) {
+      // PolicyError has no reason for a non-duration value yet; InvalidDuration is the closest.
+      return yield* Either.left(
+        new PolicyError.PolicyError({
+          reason: "InvalidDuration",
+          option: "jitter",
+          detail: `${jitter} is not in [0, 1)`
+        })
+      )
+    }
+    const timeout = options.timeout === undefined
+      ? undefined
+      : yield* TimePolicy.positiveDuration("timeout", options.timeout)
+    const initial = yield* TimePolicy.positiveDuration(
+      "refreshBackoff.initial",
+      options.refreshBackoff?.initial ?? Duration.seconds(5)
+    )
+    const max = yield* TimePolicy.positiveDuration(
+      "refreshBackoff.max",
+      options.refreshBackoff?.max ?? Duration.minutes(5)
+    )
+    if (Duration.greaterThan(initial, max) || !Duration.isFinite(max)) {
+      return yield* Either.left(invalid("refreshBackoff", "initial must be at most max, and max finite"))
+    }
+    return {
+      time,
+      refreshLease,
+      syncRefreshAfter,
+      fetchOnMiss: options.fetchOnMiss ?? true,
+      staleIfError: options.staleIfError ?? true,
+      jitter,
+      timeout,
+      refreshBackoff: { initial, max }
+    }
   })
+
+/**
+ * The back-off after `failures` consecutive failed refreshes: `initial × 2^(failures − 1)`,
+ * capped at `max`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const backoffMillis = (policy: RefreshPolicy, failures: number): number =>
+  Math.min(
+    Duration.toMillis(policy.refreshBackoff.max),
+    Duration.toMillis(policy.refreshBackoff.initial) * 2 ** Math.max(0, failures - 1)
+  )
 
 const invalid = (option: string, detail: string) =>
   new PolicyError.PolicyError({ reason: "InvalidCombination", option, detail })

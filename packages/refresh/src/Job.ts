@@ -1,0 +1,241 @@
+/**
+ * Stale-while-revalidate jobs: django-cacheback's `Job`, defined once — a name, a `fetch` and a
+ * policy — and used through `get`, `getWithOutcome`, `invalidate`, `delete`, `peek`, `set`,
+ * `refresh` and `refreshInBackground`.
+ *
+ * A read younger than `lifetime` is a hit. A stale read (`lifetime ≤ age < timeToLive`) is
+ * served at once while one refresh is requested from the `RefreshQueue` — at most one per key per
+ * `refreshLease`, across processes when the `CacheStore` is shared; past `syncRefreshAfter` the
+ * read refreshes synchronously instead. A miss fetches synchronously (one fetch for all
+ * concurrent callers), or returns `empty` and requests a refresh. A failed refresh keeps the last
+ * good value and backs off; no refresh attempt ever resets a value's age.
+ *
+ * @since 0.1.0
+ */
+import type { CacheEntry, CacheKey, CacheStore, Outcome, PolicyError } from "@stalewise/core"
+import type * as Effect from "effect/Effect"
+import type { LazyArg } from "effect/Function"
+import type * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as internal from "./internal/job.js"
+import type { JobError } from "./JobError.js"
+import type * as JobRegistry from "./JobRegistry.js"
+import type * as RefreshPolicy from "./RefreshPolicy.js"
+import type * as RefreshQueue from "./RefreshQueue.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: TypeId = internal.TypeId
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = "~@stalewise/refresh/Job"
+
+/**
+ * The options of a job besides its `fetch`: its identity, its policy (see
+ * `RefreshPolicy.Options`) and how its keys and values are derived and stored.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BaseOptions<Args extends ReadonlyArray<any>, A> extends RefreshPolicy.Options {
+  /**
+   * The job's name: part of every key, and how refresh requests find the job in the
+   * `JobRegistry` (unique there). Non-empty, without `:`.
+   */
+  readonly name: string
+  /** The key namespace (`namespace:name:digest`); `deletePrefix` of it drops it whole. Default `refresh`. */
+  readonly namespace?: string | undefined
+  /**
+   * What a miss returns without fetching, when `fetchOnMiss` is false (cacheback `empty()`);
+   * required then. The outcome's status `empty` tells it apart from data.
+   */
+  readonly empty?: LazyArg<NoInfer<A>> | undefined
+  /**
+   * The key's id, replacing the digest of the arguments (cacheback `key()`); two different ids
+   * never collide. Exclusive with `prepareArgs`.
+   */
+  readonly key?: ((...args: Args) => string) | undefined
+  /**
+   * Maps the arguments to what the key digests (cacheback `prepare_args`), e.g. an entity to its
+   * id, or dropping a request-scoped argument. `fetch` still receives the arguments as given.
+   */
+  readonly prepareArgs?: ((...args: Args) => unknown) | undefined
+  /**
+   * The value schema, for stores that serialise (`layerKeyValueStore`, Redis). The memory store
+   * keeps live values and ignores it.
+   */
+  readonly schema?: Schema.Schema<NoInfer<A>, any> | undefined
+  /**
+   * The arguments' schema: with it, refresh requests carry Schema-encoded arguments and can cross
+   * a process boundary (a distributed `RefreshQueue`); without it they carry the live values.
+   * The refresh still writes under the key the caller computed, whatever the encoding loses.
+   */
+  readonly argsSchema?: Schema.Schema<Readonly<NoInfer<Args>>, any> | undefined
+}
+
+/**
+ * The options of a job.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<Args extends ReadonlyArray<any>, A, E, R> extends BaseOptions<Args, A> {
+  /** Fetches the value from the upstream (cacheback `fetch`); its error `E` passes through unchanged. */
+  readonly fetch: (...args: Args) => Effect.Effect<A, E, R>
+}
+
+/**
+ * A stale-while-revalidate job. Every method derives the key from the arguments first and fails
+ * with `CacheKeyError` for arguments that cannot be keyed, before any I/O.
+ *
+ * Reads (`get`, `getWithOutcome`, `refresh`, `refreshInBackground`) degrade store failures:
+ * they are logged (and counted by the store) and the upstream answers. The explicit store
+ * operations (`invalidate`, `delete`, `peek`, `set`, `clear`) report them as `CacheStoreError`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Job<in out Args extends ReadonlyArray<any>, in out A, in out E> {
+  readonly [TypeId]: TypeId
+  readonly name: string
+  readonly namespace: string
+  readonly policy: RefreshPolicy.RefreshPolicy
+  /** The key of these arguments, as every method derives it. */
+  readonly key: (...args: Args) => Effect.Effect<string, CacheKey.CacheKeyError>
+  /** The value: cached, stale (a refresh requested), or fetched. */
+  readonly get: (...args: Args) => Effect.Effect<A, E | JobError | CacheKey.CacheKeyError>
+  /**
+   * The value with its story (the role of cacheback's `process_result`): `hit`; `stale` (served
+   * from the cache, a refresh requested); `miss` (fetched in this call — a miss, or a stale value
+   * past `syncRefreshAfter`); `failover` (a synchronous refresh failed, the stale value is served,
+   * `reason` `error` or `timeout`); `empty` (the `empty` value, a refresh requested).
+   */
+  readonly getWithOutcome: (...args: Args) => Effect.Effect<Outcome.Outcome<A>, E | JobError | CacheKey.CacheKeyError>
+  /**
+   * Marks the entry stale (its age and expiry untouched, its value still served while the
+   * refresh runs, and kept if it fails) and requests a refresh. Does nothing when nothing is
+   * cached. When a fetch of the key is already running, that fetch's result is what lands: use
+   * `refresh` to be sure of a fetch that started after the call.
+   */
+  readonly invalidate: (
+    ...args: Args
+  ) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStore.CacheStoreError>
+  /** Removes the entry: the next read is a miss. */
+  readonly delete: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStore.CacheStoreError>
+  /** The stored entry with its timestamps, without any side effect (cacheback `raw_get`). */
+  readonly peek: (
+    ...args: Args
+  ) => Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>, CacheKey.CacheKeyError | CacheStore.CacheStoreError>
+  /** Stores `value` for `args` as if just fetched. */
+  readonly set: (args: Args, value: A) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStore.CacheStoreError>
+  /**
+   * Fetches now, stores and returns the value; fails as `fetch` does. The value comes from a
+   * fetch that started after the call (read-your-writes after changing the source): a fetch of
+   * the key already running is waited for first, so concurrent calls cost at most two fetches.
+   */
+  readonly refresh: (...args: Args) => Effect.Effect<A, E | JobError | CacheKey.CacheKeyError>
+  /**
+   * Requests a background refresh (cacheback `async_refresh`), through the refresh lease: when a
+   * refresh of the key is already under way, nothing more is requested. Ignores the back-off.
+   */
+  readonly refreshInBackground: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError>
+  /** Removes every entry of this job; returns how many. */
+  readonly clear: Effect.Effect<number, CacheStore.CacheStoreError>
+}
+
+/**
+ * What a job needs from its context, besides what its `fetch` needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Requirements = CacheStore.CacheStore | RefreshQueue.RefreshQueue | JobRegistry.JobRegistry | Scope.Scope
+
+/**
+ * Defines a job: validates its policy (failing with `PolicyError` for invalid durations or
+ * combinations), captures the services its `fetch` needs — so its methods need none — and
+ * registers it in the `JobRegistry` for the lifetime of the scope. Fetches run in that scope:
+ * interrupting a caller never cancels a fetch other callers wait on.
+ *
+ * @example
+ * ```ts
+ * import { CacheStore } from "@stalewise/core"
+ * import { Job, RefreshQueue } from "@stalewise/refresh"
+ * import { Effect, Layer } from "effect"
+ *
+ * const fetchTweets = (user: string) => Effect.succeed([`${user}: hello`])
+ *
+ * const program = Effect.gen(function*() {
+ *   const tweets = yield* Job.make({ name: "tweets", fetch: fetchTweets, lifetime: "20 minutes" })
+ *   const first = yield* tweets.getWithOutcome("ada") // miss: fetched synchronously
+ *   const second = yield* tweets.getWithOutcome("ada") // hit
+ *   return [first.status, second.status]
+ * }).pipe(
+ *   Effect.scoped,
+ *   Effect.provide(Layer.merge(CacheStore.layerMemory, RefreshQueue.layerFibers()))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: <Args extends ReadonlyArray<any>, A, E = never, R = never>(
+  options: Options<Args, A, E, R>
+) => Effect.Effect<Job<Args, A, E>, PolicyError.PolicyError, R | Requirements> = internal.make
+
+/**
+ * A cached function: call it as the original, with the job attached for the rest.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Cached<in out Args extends ReadonlyArray<any>, in out A, in out E> {
+  (...args: Args): Effect.Effect<A, E | JobError | CacheKey.CacheKeyError>
+  readonly job: Job<Args, A, E>
+}
+
+/**
+ * Wraps a function in a job (the role of cacheback's `@cacheback` decorator): the result is
+ * called like `fetch` and answers from the cache, and exposes the job as `.job` for
+ * `invalidate`, `set`, `peek`, `delete` and the rest. Unlike the decorator, every policy
+ * option is available.
+ *
+ * @example
+ * ```ts
+ * import { CacheStore } from "@stalewise/core"
+ * import { Job, RefreshQueue } from "@stalewise/refresh"
+ * import { Effect, Layer } from "effect"
+ *
+ * const fetchUser = (id: number) => Effect.succeed({ id, name: "Ada" })
+ *
+ * const program = Effect.gen(function*() {
+ *   const getUser = yield* Job.cached(fetchUser, { name: "users", lifetime: "5 minutes" })
+ *   const user = yield* getUser(1)
+ *   yield* getUser.job.invalidate(1)
+ *   return user
+ * }).pipe(
+ *   Effect.scoped,
+ *   Effect.provide(Layer.merge(CacheStore.layerMemory, RefreshQueue.layerFibers()))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const cached: <Args extends ReadonlyArray<any>, A, E = never, R = never>(
+  fetch: (...args: Args) => Effect.Effect<A, E, R>,
+  options: BaseOptions<Args, A>
+) => Effect.Effect<Cached<Args, A, E>, PolicyError.PolicyError, R | Requirements> = internal.cached
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isJob = (u: unknown): u is Job<ReadonlyArray<unknown>, unknown, unknown> =>
+  typeof u === "object" && u !== null && TypeId in u

@@ -1,0 +1,552 @@
+/** @internal */
+import { CacheEntry, CacheKey, CacheStore, Outcome, PolicyError } from "@stalewise/core"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberMap from "effect/FiberMap"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Job from "../Job.js"
+import { JobError } from "../JobError.js"
+import * as JobRegistry from "../JobRegistry.js"
+import * as RefreshPolicy from "../RefreshPolicy.js"
+import * as RefreshQueue from "../RefreshQueue.js"
+import * as metrics from "./metrics.js"
+
+/** @internal */
+export const TypeId: Job.TypeId = "~@stalewise/refresh/Job"
+
+const defaultNamespace = "refresh"
+
+/** What became of a refresh request, seen from the reader that made it. */
+type Requested<A, E> =
+  | { readonly _tag: "NotRequested" }
+  | { readonly _tag: "Queued" }
+  | { readonly _tag: "RanSynchronously"; readonly exit: Exit.Exit<CacheEntry.CacheEntry<A>, E | JobError> }
+
+const notRequested = { _tag: "NotRequested" } as const
+const queued = { _tag: "Queued" } as const
+
+const invalid = (option: string, detail: string) =>
+  new PolicyError.PolicyError({ reason: "InvalidCombination", option, detail })
+
+const isTimeout = <E>(cause: Cause.Cause<E | JobError>): boolean =>
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => false,
+    onSome: (error) => error instanceof JobError && error.reason === "Timeout"
+  })
+
+/** A one-line account of a failure, for logs: the error's tag and message, without a stack. */
+const describe = (cause: Cause.Cause<unknown>): string =>
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => Cause.isInterruptedOnly(cause) ? "interrupted" : Cause.pretty(cause).split("\n")[0]!,
+    onSome: (error) => {
+      if (typeof error !== "object" || error === null) return String(error)
+      const tag = "_tag" in error ? String(error._tag) : undefined
+      const message = error instanceof Error && error.message !== "" && error.message !== "An error has occurred"
+        ? error.message
+        : undefined
+      return [tag, message].filter((part) => part !== undefined).join(": ") || String(error)
+    }
+  })
+
+/** @internal */
+export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
+  options: Job.Options<Args, A, E, R>
+): Effect.Effect<Job.Job<Args, A, E>, PolicyError.PolicyError, R | Job.Requirements> =>
+  Effect.gen(function*() {
+    const policy = yield* RefreshPolicy.make(options)
+    const name = options.name
+    const namespace = options.namespace ?? defaultNamespace
+    yield* Effect.mapError(
+      CacheKey.fromId(namespace, name, "_"),
+      (error) => invalid(error.path, `${error.found} is not a key segment: it must be non-empty, without ":"`)
+    )
+    if (!policy.fetchOnMiss && options.empty === undefined) {
+      return yield* invalid("empty", "fetchOnMiss: false needs an empty value for misses to return")
+    }
+    if (options.key !== undefined && options.prepareArgs !== undefined) {
+      return yield* invalid(
+        "prepareArgs",
+        "key and prepareArgs are exclusive: key replaces the digest prepareArgs feeds"
+      )
+    }
+
+    const store = yield* CacheStore.CacheStore
+    const queue = yield* RefreshQueue.RefreshQueue
+    const registry = yield* JobRegistry.JobRegistry
+    const context = yield* Effect.context<R>()
+    // The job's time source, like the memory store's, is the Clock present when it is defined.
+    const clock = yield* Effect.clock
+    const random = yield* Effect.random
+    const fetches = yield* FiberMap.make<string, CacheEntry.CacheEntry<A>, E | JobError>()
+    // Once the scope closes, the job requests and starts no more refreshes.
+    let closed = false
+    yield* Effect.addFinalizer(() => Effect.sync(() => closed = true))
+
+    const schema = options.schema
+    const argsSchema = options.argsSchema as Schema.Schema<Args, unknown> | undefined
+    const empty = options.empty
+    const lifetimeMillis = Duration.toMillis(policy.time.lifetime)
+    const timeToLiveMillis = Duration.toMillis(policy.time.timeToLive)
+    const syncRefreshAfterMillis = policy.syncRefreshAfter === undefined
+      ? undefined
+      : Duration.toMillis(policy.syncRefreshAfter)
+    const timeout = policy.timeout === undefined || !Duration.isFinite(policy.timeout) ? undefined : policy.timeout
+    const countOutcome = metrics.outcomeCounter(name)
+    const now = () => clock.unsafeCurrentTimeMillis()
+
+    // --- Keys, entries and the store ------------------------------------------------------------
+
+    const keyId = options.key
+    const prepareArgs = options.prepareArgs
+    const keyOf = (args: Args): Either.Either<string, CacheKey.CacheKeyError> =>
+      Either.map(
+        keyId !== undefined
+          ? CacheKey.fromId(namespace, name, keyId(...args))
+          : CacheKey.make(namespace, name, prepareArgs !== undefined ? prepareArgs(...args) : args),
+        (key) => key.value
+      )
+
+    const entryOf = (value: A): Effect.Effect<CacheEntry.CacheEntry<A>> => {
+      const make = (lifetime: number) => {
+        const createdAt = now()
+        return CacheEntry.make({
+          value,
+          createdAt,
+          staleAt: createdAt + lifetime,
+          expiresAt: createdAt + timeToLiveMillis
+        })
+      }
+      return policy.jitter === 0
+        ? Effect.sync(() => make(lifetimeMillis))
+        : Effect.map(random.next, (u) => make(Math.max(1, Math.floor(lifetimeMillis * (1 - policy.jitter * u)))))
+    }
+
+    const read = (key: string): Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>> =>
+      store.get<A, any>(key, schema).pipe(
+        Effect.catchAll((error) =>
+          Effect.as(
+            Effect.logWarning("stalewise: store read failed, treated as a miss").pipe(
+              Effect.annotateLogs({ job: name, key, error: error.message })
+            ),
+            Option.none()
+          )
+        )
+      )
+
+    const write = (key: string, entry: CacheEntry.CacheEntry<A>): Effect.Effect<void> =>
+      store.set(key, entry, schema).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning("stalewise: store write failed, value not cached").pipe(
+            Effect.annotateLogs({ job: name, key, error: error.message })
+          )
+        )
+      )
+
+    const release = (lease: CacheStore.Lease | undefined): Effect.Effect<void> =>
+      lease === undefined ? Effect.void : Effect.ignore(store.releaseLease(lease))
+
+    // --- Back-off after failed refreshes (per key, in this process) ------------------------------
+
+    const backoff = new Map<string, { readonly failures: number; readonly until: number }>()
+    const backingOff = (key: string, at: number): boolean => {
+      const state = backoff.get(key)
+      return state !== undefined && at < state.until
+    }
+    const maxBackoffMillis = Duration.toMillis(policy.refreshBackoff.max)
+    let sweepAt = 1_024
+    const recordFailure = (key: string): void => {
+      const at = now()
+      // Keys that failed and were never read again would stay forever: forget those whose
+      // back-off ended longer ago than the longest back-off.
+      if (backoff.size >= sweepAt) {
+        for (const [k, state] of backoff) if (state.until + maxBackoffMillis < at) backoff.delete(k)
+        sweepAt = Math.max(1_024, backoff.size * 2)
+      }
+      const failures = (backoff.get(key)?.failures ?? 0) + 1
+      backoff.set(key, { failures, until: at + RefreshPolicy.backoffMillis(policy, failures) })
+    }
+
+    // --- Fetching: one fetch per key at a time, in the job's scope -------------------------------
+
+    const fetchValue = (key: string, args: Args): Effect.Effect<A, E | JobError> => {
+      const fetched = Effect.provide(options.fetch(...args), context)
+      return metrics.upstream(
+        name,
+        key,
+        timeout === undefined ? fetched : Effect.timeoutFail(fetched, {
+          duration: timeout,
+          onTimeout: () =>
+            new JobError({
+              reason: "Timeout",
+              job: name,
+              key,
+              detail: `fetch took longer than ${Duration.format(timeout)}`
+            })
+        })
+      )
+    }
+
+    // Accounting happens here, once per upstream call, whoever waits on it.
+    const fetchAndStore = (
+      key: string,
+      args: Args,
+      kind: "miss" | "refresh"
+    ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
+      Effect.suspend(() => {
+        if (kind === "refresh") metrics.countRefresh(name, "started")
+        return fetchValue(key, args)
+      }).pipe(
+        Effect.flatMap((value) => Effect.flatMap(entryOf(value), (entry) => Effect.as(write(key, entry), entry))),
+        Effect.onExit((exit) =>
+          Effect.suspend(() => {
+            if (Exit.isSuccess(exit)) {
+              backoff.delete(key)
+              if (kind === "refresh") metrics.countRefresh(name, "succeeded")
+              return Effect.void
+            }
+            if (kind === "miss" || Cause.isInterruptedOnly(exit.cause)) return Effect.void
+            recordFailure(key)
+            metrics.countRefresh(name, "failed")
+            return Effect.logWarning("stalewise: refresh failed, the last good value is kept").pipe(
+              Effect.annotateLogs({ job: name, key, error: describe(exit.cause) }),
+              Effect.zipRight(Effect.logDebug("stalewise: refresh failure", exit.cause))
+            )
+          })
+        )
+      )
+
+    // Synchronous fetches (misses, refreshes past syncRefreshAfter, `refresh`) run in fibers of the
+    // job's scope; callers only await them, so interrupting one caller never cancels what others
+    // wait on, and an interrupted caller leaves nothing half-done (the fiber stores or fails on
+    // its own). Background refreshes run in the queue's fiber instead, so that the queue's
+    // shutdown (interrupt or drain) governs them; they are published in `background` for
+    // synchronous callers to join.
+    const background = new Map<string, Deferred.Deferred<CacheEntry.CacheEntry<A>, E | JobError>>()
+
+    const fetchShared = (
+      key: string,
+      args: Args,
+      kind: "miss" | "refresh"
+    ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
+      Effect.suspend(() => {
+        const running = FiberMap.unsafeGet(fetches, key)
+        if (Option.isSome(running)) return Effect.flatMap(Fiber.await(running.value), (exit) => exit)
+        const refreshing = background.get(key)
+        if (refreshing !== undefined) {
+          // If that refresh is interrupted (its queue shut down), fetch anew.
+          return Effect.catchAllCause(
+            Deferred.await(refreshing),
+            (cause) => Cause.isInterruptedOnly(cause) ? fetchShared(key, args, kind) : Effect.failCause(cause)
+          )
+        }
+        return Effect.flatMap(
+          FiberMap.run(fetches, key, fetchAndStore(key, args, kind)),
+          (fiber) => Effect.flatMap(Fiber.await(fiber), (exit) => exit)
+        )
+      })
+
+    /** Waits for the fetch of `key` running now, if any, whatever its result. */
+    const awaitRunning = (key: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const running = FiberMap.unsafeGet(fetches, key)
+        if (Option.isSome(running)) return Effect.asVoid(Fiber.await(running.value))
+        const refreshing = background.get(key)
+        return refreshing === undefined ? Effect.void : Effect.asVoid(Effect.exit(Deferred.await(refreshing)))
+      })
+
+    const fetchInBackground = (
+      key: string,
+      args: Args
+    ): Effect.Effect<Exit.Exit<CacheEntry.CacheEntry<A>, E | JobError>> =>
+      Effect.suspend(() => {
+        if (FiberMap.unsafeHas(fetches, key) || background.has(key)) {
+          return Effect.exit(fetchShared(key, args, "refresh"))
+        }
+        const deferred = Deferred.unsafeMake<CacheEntry.CacheEntry<A>, E | JobError>(FiberId.none)
+        background.set(key, deferred)
+        return Effect.exit(fetchAndStore(key, args, "refresh")).pipe(
+          Effect.tap((exit) => Deferred.done(deferred, exit)),
+          Effect.ensuring(Effect.sync(() => {
+            background.delete(key)
+            Deferred.unsafeDone(deferred, Exit.interrupt(FiberId.none))
+          }))
+        )
+      })
+
+    // --- Background refreshes --------------------------------------------------------------------
+
+    const encodeArgs = (key: string, args: Args): Either.Either<unknown, JobError> =>
+      argsSchema === undefined
+        ? Either.right(args)
+        : Either.mapLeft(
+          Schema.encodeEither(argsSchema)(args),
+          (error) =>
+            new JobError({ reason: "InvalidArgs", job: name, key, detail: "arguments do not encode", cause: error })
+        )
+
+    const decodeArgs = (request: RefreshQueue.RefreshRequest): Effect.Effect<Args, JobError> =>
+      argsSchema === undefined
+        ? Effect.succeed(request.args as Args)
+        : Effect.mapError(Schema.decodeUnknown(argsSchema)(request.args), (error) =>
+          new JobError({
+            reason: "InvalidArgs",
+            job: name,
+            key: request.key,
+            detail: "arguments do not decode",
+            cause: error
+          }))
+
+    /** Runs a request: fetch and store under `request.key` (never a recomputed key), then release. */
+    const runRefresh = (
+      request: RefreshQueue.RefreshRequest,
+      args: Args
+    ): Effect.Effect<Exit.Exit<CacheEntry.CacheEntry<A>, E | JobError> | "skipped"> =>
+      Effect.flatMap(
+        read(request.key),
+        (current): Effect.Effect<Exit.Exit<CacheEntry.CacheEntry<A>, E | JobError> | "skipped"> => {
+          // A fresher value landed while the request waited (cacheback 4's `should_refresh`).
+          if (
+            Option.isSome(current) && current.value.createdAt > request.requestedAt && now() < current.value.staleAt
+          ) {
+            metrics.countRefresh(name, "skipped")
+            return Effect.succeed("skipped")
+          }
+          return closed ? Effect.succeed("skipped") : fetchInBackground(request.key, args)
+        }
+      ).pipe(Effect.ensuring(release(request.lease)))
+
+    const requestRefresh = (
+      key: string,
+      args: Args,
+      options: { readonly force: boolean; readonly seen?: CacheEntry.CacheEntry<A> | undefined }
+    ): Effect.Effect<Requested<A, E>> =>
+      Effect.gen(function*() {
+        const requestedAt = now()
+        if (
+          closed || (!options.force && backingOff(key, requestedAt)) || FiberMap.unsafeHas(fetches, key) ||
+          background.has(key)
+        ) {
+          metrics.countRefresh(name, "skipped")
+          return notRequested
+        }
+        const lease = yield* store.acquireLease(key, policy.refreshLease).pipe(
+          Effect.catchAll((error) =>
+            Effect.as(
+              Effect.logWarning("stalewise: refresh lease unavailable, refresh skipped").pipe(
+                Effect.annotateLogs({ job: name, key, error: error.message })
+              ),
+              Option.none<CacheStore.Lease>()
+            )
+          )
+        )
+        if (Option.isNone(lease)) {
+          metrics.countRefresh(name, "skipped")
+          return notRequested
+        }
+        // A refresh may have landed between the caller's read and taking the lease.
+        if (options.seen !== undefined) {
+          const current = yield* read(key)
+          if (
+            Option.isSome(current) && current.value.createdAt > options.seen.createdAt &&
+            requestedAt < current.value.staleAt
+          ) {
+            yield* release(lease.value)
+            metrics.countRefresh(name, "skipped")
+            return notRequested
+          }
+        }
+        const encoded = encodeArgs(key, args)
+        if (Either.isLeft(encoded)) {
+          yield* release(lease.value)
+          metrics.countRefresh(name, "dropped")
+          yield* Effect.logWarning("stalewise: refresh dropped").pipe(
+            Effect.annotateLogs({ job: name, key, error: encoded.left.message })
+          )
+          return notRequested
+        }
+        const request: RefreshQueue.RefreshRequest = {
+          job: name,
+          key,
+          args: encoded.right,
+          requestedAt,
+          lease: lease.value
+        }
+        const offered = yield* queue.offer(request)
+        switch (offered) {
+          case "enqueued":
+            return queued
+          case "duplicate":
+            metrics.countRefresh(name, "skipped")
+            yield* release(lease.value)
+            return notRequested
+          case "dropped":
+            yield* release(lease.value)
+            return notRequested
+          case "run-synchronously": {
+            const ran = yield* runRefresh(request, args)
+            return ran === "skipped" ? notRequested : { _tag: "RanSynchronously", exit: ran } as const
+          }
+        }
+      })
+
+    yield* registry.register({
+      name,
+      serializable: argsSchema !== undefined,
+      run: (request) =>
+        Effect.flatMap(decodeArgs(request), (args) =>
+          Effect.map(
+            runRefresh(request, args),
+            (ran) => ran === "skipped" ? "skipped" : Exit.isSuccess(ran) ? "succeeded" : "failed"
+          ))
+    })
+
+    // --- Reads -----------------------------------------------------------------------------------
+
+    const served = (
+      entry: CacheEntry.CacheEntry<A>,
+      at: number,
+      status: "hit" | "stale" | "failover",
+      reason?: Outcome.FailoverReason | undefined
+    ): Outcome.Outcome<A> => {
+      countOutcome(status, reason)
+      return Outcome.make({
+        value: entry.value,
+        status,
+        reason,
+        age: Duration.millis(Math.max(0, at - entry.createdAt)),
+        fetchedSynchronously: status === "failover"
+      })
+    }
+
+    const fetched = (entry: CacheEntry.CacheEntry<A>): Outcome.Outcome<A> => {
+      countOutcome("miss")
+      return Outcome.make({ value: entry.value, status: "miss", fetchedSynchronously: true })
+    }
+
+    const emptyOutcome = (fetchedSynchronously: boolean): Outcome.Outcome<A> => {
+      countOutcome("empty")
+      return Outcome.make({ value: empty!(), status: "empty", fetchedSynchronously })
+    }
+
+    const syncRefresh = (
+      key: string,
+      args: Args,
+      entry: CacheEntry.CacheEntry<A>
+    ): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
+      Effect.flatMap(Effect.exit(fetchShared(key, args, "refresh")), (exit) => {
+        if (Exit.isSuccess(exit)) return Effect.succeed(fetched(exit.value))
+        if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause)) return Effect.failCause(exit.cause)
+        return Effect.succeed(served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error"))
+      })
+
+    const onStale = (
+      key: string,
+      args: Args,
+      entry: CacheEntry.CacheEntry<A>,
+      at: number
+    ): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
+      if (
+        syncRefreshAfterMillis !== undefined && at - entry.createdAt >= syncRefreshAfterMillis &&
+        !(policy.staleIfError && backingOff(key, at))
+      ) {
+        return syncRefresh(key, args, entry)
+      }
+      return Effect.map(requestRefresh(key, args, { force: false, seen: entry }), (requested) => {
+        if (requested._tag !== "RanSynchronously") return served(entry, at, "stale")
+        // The queue was full and its fallback is to refresh in the caller: the call waited, so it
+        // answers with what it got, or with the stale value if the refresh failed.
+        const exit = requested.exit
+        return Exit.isSuccess(exit)
+          ? fetched(exit.value)
+          : Cause.isInterruptedOnly(exit.cause)
+          ? served(entry, at, "stale")
+          : served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error")
+      })
+    }
+
+    const onMiss = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
+      policy.fetchOnMiss
+        ? Effect.map(fetchShared(key, args, "miss"), fetched)
+        : Effect.map(requestRefresh(key, args, { force: false }), (requested) =>
+          requested._tag === "RanSynchronously"
+            ? Exit.isSuccess(requested.exit) ? fetched(requested.exit.value) : emptyOutcome(true)
+            : emptyOutcome(false))
+
+    const outcomeOf = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
+      Effect.flatMap(read(key), (cached) => {
+        const at = now()
+        if (Option.isSome(cached)) {
+          const entry = cached.value
+          if (at < entry.staleAt) return Effect.succeed(served(entry, at, "hit"))
+          if (at < entry.expiresAt) return onStale(key, args, entry, at)
+        }
+        return onMiss(key, args)
+      })
+
+    const getWithOutcome = (...args: Args) => Effect.flatMap(keyOf(args), (key) => outcomeOf(key, args))
+
+    const job: Job.Job<Args, A, E> = {
+      [TypeId]: TypeId,
+      name,
+      namespace,
+      policy,
+      key: (...args) => keyOf(args),
+      getWithOutcome,
+      get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),
+      invalidate: (...args) =>
+        Effect.flatMap(keyOf(args), (key) =>
+          Effect.gen(function*() {
+            const cached = yield* store.get<A, any>(key, schema)
+            if (Option.isNone(cached)) return
+            const at = now()
+            const entry = cached.value
+            if (entry.staleAt > at) {
+              // Only the moment it goes stale moves: createdAt and expiresAt keep the value's age.
+              yield* store.set(key, CacheEntry.make({ ...entry, staleAt: at }), schema)
+            }
+            backoff.delete(key)
+            yield* requestRefresh(key, args, { force: true })
+          })),
+      delete: (...args) =>
+        Effect.flatMap(keyOf(args), (key) => {
+          backoff.delete(key)
+          return store.delete(key)
+        }),
+      peek: (...args) => Effect.flatMap(keyOf(args), (key) => store.get<A, any>(key, schema)),
+      set: (args, value) =>
+        Effect.flatMap(keyOf(args), (key) =>
+          Effect.flatMap(entryOf(value), (entry) => {
+            backoff.delete(key)
+            return store.set(key, entry, schema)
+          })),
+      refresh: (...args) =>
+        Effect.flatMap(keyOf(args), (key) =>
+          // A fetch already running may have started before whatever made the caller refresh (a
+          // write to the source): let it finish, then fetch — or join a fetch started since.
+          Effect.zipRight(
+            awaitRunning(key),
+            Effect.map(fetchShared(key, args, "refresh"), (entry) => entry.value)
+          )),
+      refreshInBackground: (...args) =>
+        Effect.flatMap(keyOf(args), (key) => Effect.asVoid(requestRefresh(key, args, { force: true }))),
+      clear: store.deletePrefix(CacheKey.prefix(namespace, name))
+    }
+    return job
+  })
+
+/** @internal */
+export const cached = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
+  fetch: (...args: Args) => Effect.Effect<A, E, R>,
+  options: Job.BaseOptions<Args, A>
+): Effect.Effect<Job.Cached<Args, A, E>, PolicyError.PolicyError, R | Job.Requirements> =>
+  Effect.map(
+    make<Args, A, E, R>({ ...options, fetch }),
+    (job) => Object.assign((...args: Args) => job.get(...args), { job })
+  )
