@@ -23,7 +23,7 @@ import * as CacheKey from "./CacheKey.js"
 import { CacheStore } from "./CacheStore.js"
 import * as internal from "./internal/strategy.js"
 import type * as Outcome from "./Outcome.js"
-import { PolicyError } from "./PolicyError.js"
+import { type PolicyError, positiveInteger } from "./PolicyError.js"
 import * as TimePolicy from "./TimePolicy.js"
 
 /**
@@ -173,10 +173,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
 ): Effect.Effect<CacheFirst<Args, A, E>, PolicyError, R | Scope.Scope> =>
   Effect.gen(function*() {
     const policy = yield* TimePolicy.make({ lifetime: options.timeToLive })
-    const capacity = options.capacity ?? 1_000
-    if (!Number.isSafeInteger(capacity) || capacity <= 0) {
-      return yield* new PolicyError({ reason: "InvalidDuration", option: "capacity", detail: "not a positive integer" })
-    }
+    const capacity = yield* positiveInteger("capacity", options.capacity ?? 1_000)
     const namespace = options.namespace ?? strategy
     const deriveKey = internal.keyDeriver(namespace, options.name, options.key)
     const schema = options.schema

@@ -55,6 +55,18 @@ export * as CacheMetrics from "./CacheMetrics.js"
 export * as CacheStore from "./CacheStore.js"
 
 /**
+ * `EntryCodec`: the stored form of a `CacheEntry` for backends that cross a process boundary
+ * (`KeyValueStore`, Redis). An entry becomes one JSON string, an envelope
+ * `{ "$": 1, "v": value, "c": createdAt, "s": staleAt, "e": expiresAt | null }`: the value is
+ * Schema-encoded when a schema is given (JSON as is otherwise), `$` is the format version and
+ * `e` is `null` for "never expires" (JSON has no `Infinity`). Backends share it, so every
+ * serialising backend stores the same bytes for the same entry.
+ *
+ * @since 0.1.0
+ */
+export * as EntryCodec from "./EntryCodec.js"
+
+/**
  * Failover (nameko-cachetools' `CachedRpcProxy`, done properly): always ask the upstream, store
  * every success, and when the upstream fails or is slower than `timeout`, serve the last good
  * value instead — saying so in the outcome. Built on `Effect.timeout`.

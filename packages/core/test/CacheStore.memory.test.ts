@@ -43,6 +43,7 @@ describe("CacheStore.layerMemory", () => {
       for (const options of [{ capacity: 0 }, { capacity: 1.5 }, { capacity: -1 }, { maxBytes: 0 }]) {
         const error = yield* Effect.flip(CacheStore.makeMemory(options))
         assert.strictEqual(error._tag, "PolicyError")
+        assert.strictEqual(error.reason, "InvalidValue")
       }
     }))
 })

@@ -123,10 +123,9 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
     }
     const jitter = options.jitter ?? 0
     if (!(jitter >= 0 && jitter < 1)) {
-      // PolicyError has no reason for a non-duration value yet; InvalidDuration is the closest.
       return yield* Either.left(
         new PolicyError.PolicyError({
-          reason: "InvalidDuration",
+          reason: "InvalidValue",
           option: "jitter",
           detail: `${jitter} is not in [0, 1)`
         })

@@ -185,11 +185,7 @@ export interface QueueOptions {
 }
 
 const positiveInteger = (option: string, n: number): Effect.Effect<number, PolicyError.PolicyError> =>
-  Number.isSafeInteger(n) && n > 0
-    ? Effect.succeed(n)
-    : Effect.fail(
-      new PolicyError.PolicyError({ reason: "InvalidDuration", option, detail: `${n} is not a positive integer` })
-    )
+  PolicyError.positiveInteger(option, n)
 
 /** Counts and logs a request that will not run. */
 const drop = (request: RefreshRequest, why: string): Effect.Effect<void> =>

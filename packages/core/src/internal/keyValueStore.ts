@@ -7,95 +7,10 @@ import * as Schema from "effect/Schema"
 import type { CacheEntry } from "../CacheEntry.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import * as CacheStore from "../CacheStore.js"
+import * as EntryCodec from "../EntryCodec.js"
 import { leaseMillis, makeToken } from "./lease.js"
 
 const backend = "key-value-store"
-
-/**
- * The stored form of an entry. `$` is the format version; `e` is `null` for "never expires"
- * (JSON has no Infinity).
- *
- * @internal
- */
-export interface Envelope {
-  readonly $: 1
-  readonly v: unknown
-  readonly c: number
-  readonly s: number
-  readonly e: number | null
-}
-
-/** @internal */
-export const toEnvelope = (entry: CacheEntry<unknown>, encoded: unknown): Envelope => ({
-  $: 1,
-  v: encoded,
-  c: entry.createdAt,
-  s: entry.staleAt,
-  e: entry.expiresAt === Infinity ? null : entry.expiresAt
-})
-
-/**
- * Parses a stored envelope; `None` for anything that is not one (corrupt data).
- *
- * @internal
- */
-export const parseEnvelope = (json: string): Option.Option<Envelope> => {
-  let u: unknown
-  try {
-    u = JSON.parse(json)
-  } catch {
-    return Option.none()
-  }
-  if (typeof u !== "object" || u === null || !("v" in u)) return Option.none()
-  const { $, c, e, s } = u as Record<string, unknown>
-  return $ === 1 && typeof c === "number" && typeof s === "number" && (e === null || typeof e === "number")
-    ? Option.some(u as Envelope)
-    : Option.none()
-}
-
-/**
- * Encodes a value with its schema (JSON as is without one) into an envelope string.
- *
- * @internal
- */
-export const encodeEntry = <A, I>(
-  entry: CacheEntry<A>,
-  schema: Schema.Schema<A, I> | undefined,
-  method: string,
-  backendName: string
-): Either.Either<string, CacheStore.CacheStoreError> => {
-  const fail = (cause: unknown) =>
-    new CacheStore.CacheStoreError({ reason: "Encode", backend: backendName, method, cause })
-  const encoded = schema === undefined ? Either.right<unknown>(entry.value) : Schema.encodeEither(schema)(entry.value)
-  if (Either.isLeft(encoded)) return Either.left(fail(encoded.left))
-  try {
-    return Either.right(JSON.stringify(toEnvelope(entry, encoded.right)))
-  } catch (cause) {
-    return Either.left(fail(cause))
-  }
-}
-
-/**
- * Decodes an envelope string back into an entry; `None` when it is corrupt or does not match
- * the schema.
- *
- * @internal
- */
-export const decodeEntry = <A, I>(
-  json: string,
-  schema: Schema.Schema<A, I> | undefined
-): Option.Option<CacheEntry<A>> =>
-  Option.flatMap(parseEnvelope(json), (envelope) => {
-    const value = schema === undefined
-      ? Either.right(envelope.v as A)
-      : Schema.decodeUnknownEither(schema)(envelope.v)
-    return Either.isLeft(value) ? Option.none() : Option.some({
-      value: value.right,
-      createdAt: envelope.c,
-      staleAt: envelope.s,
-      expiresAt: envelope.e ?? Infinity
-    })
-  })
 
 const IndexSchema = Schema.parseJson(Schema.Array(Schema.String))
 const LeaseSchema = Schema.parseJson(Schema.Struct({ token: Schema.String, expiresAt: Schema.Number }))
@@ -178,7 +93,7 @@ export const make = (
             counters.miss()
             return Option.none<CacheEntry<A>>()
           }
-          const entry = decodeEntry(json.value, schema)
+          const entry = EntryCodec.decode(json.value, schema)
           if (Option.isNone(entry)) {
             counters.decodeFailure()
             counters.miss()
@@ -201,7 +116,7 @@ export const make = (
         Effect.gen(function*() {
           const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
           if (entry.expiresAt <= now) return yield* remove(key, "set")
-          const json = yield* encodeEntry(entry, schema, "set", backend)
+          const json = yield* EntryCodec.encode(entry, schema, { backend, method: "set" })
           yield* Effect.mapError(kv.set(valueKey(key), json), unavailable("set"))
           yield* addToIndex(key)
         }).pipe(counted),

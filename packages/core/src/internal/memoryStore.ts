@@ -1,21 +1,15 @@
 /** @internal */
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { LRUCache } from "lru-cache"
 import type { CacheEntry } from "../CacheEntry.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import type * as CacheStore from "../CacheStore.js"
-import { PolicyError } from "../PolicyError.js"
+import { type PolicyError, positiveInteger } from "../PolicyError.js"
 import { leaseMillis, makeToken } from "./lease.js"
 
 const backend = "memory"
 const TypeId: CacheStore.TypeId = "~@stalewise/core/CacheStore"
-
-const positiveInteger = (option: string, n: number): Either.Either<number, PolicyError> =>
-  Number.isSafeInteger(n) && n > 0
-    ? Either.right(n)
-    : Either.left(new PolicyError({ reason: "InvalidDuration", option, detail: `${n} is not a positive integer` }))
 
 /** @internal */
 export const make = (

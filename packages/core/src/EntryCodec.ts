@@ -1,0 +1,122 @@
+/**
+ * `EntryCodec`: the stored form of a `CacheEntry` for backends that cross a process boundary
+ * (`KeyValueStore`, Redis). An entry becomes one JSON string, an envelope
+ * `{ "$": 1, "v": value, "c": createdAt, "s": staleAt, "e": expiresAt | null }`: the value is
+ * Schema-encoded when a schema is given (JSON as is otherwise), `$` is the format version and
+ * `e` is `null` for "never expires" (JSON has no `Infinity`). Backends share it, so every
+ * serialising backend stores the same bytes for the same entry.
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type { CacheEntry } from "./CacheEntry.js"
+import { CacheStoreError } from "./CacheStore.js"
+
+/**
+ * The stored form of an entry. `$` is the format version; `e` is `null` for "never expires".
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Envelope {
+  readonly $: 1
+  readonly v: unknown
+  readonly c: number
+  readonly s: number
+  readonly e: number | null
+}
+
+/**
+ * The envelope of an entry whose value is already encoded.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const toEnvelope = (entry: CacheEntry<unknown>, encoded: unknown): Envelope => ({
+  $: 1,
+  v: encoded,
+  c: entry.createdAt,
+  s: entry.staleAt,
+  e: entry.expiresAt === Infinity ? null : entry.expiresAt
+})
+
+/**
+ * Parses a stored envelope; `None` for anything that is not one (corrupt data, another format).
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const parseEnvelope = (json: string): Option.Option<Envelope> => {
+  let u: unknown
+  try {
+    u = JSON.parse(json)
+  } catch {
+    return Option.none()
+  }
+  if (typeof u !== "object" || u === null || !("v" in u)) return Option.none()
+  const { $, c, e, s } = u as Record<string, unknown>
+  return $ === 1 && typeof c === "number" && typeof s === "number" && (e === null || typeof e === "number")
+    ? Option.some(u as Envelope)
+    : Option.none()
+}
+
+/**
+ * Encodes an entry into its envelope string: the value through `schema` (as is without one),
+ * then JSON. Fails with `CacheStoreError` reason `Encode`, named after `backend` and `method`,
+ * when the schema rejects the value or the result is not JSON-serialisable (a `bigint` without
+ * a schema, a cycle).
+ *
+ * @example
+ * ```ts
+ * import { CacheEntry, EntryCodec } from "@stalewise/core"
+ * import { Either, Schema } from "effect"
+ *
+ * const entry = CacheEntry.make({ value: new Date(0), createdAt: 0, staleAt: 1_000, expiresAt: Infinity })
+ * const json = EntryCodec.encode(entry, Schema.Date, { backend: "my-backend", method: "set" })
+ * // Right('{"$":1,"v":"1970-01-01T00:00:00.000Z","c":0,"s":1000,"e":null}')
+ * const back = Either.map(json, (s) => EntryCodec.decode(s, Schema.Date))
+ * ```
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encode = <A, I>(
+  entry: CacheEntry<A>,
+  schema: Schema.Schema<A, I> | undefined,
+  context: { readonly backend: string; readonly method: string }
+): Either.Either<string, CacheStoreError> => {
+  const fail = (cause: unknown) =>
+    new CacheStoreError({ reason: "Encode", backend: context.backend, method: context.method, cause })
+  const encoded = schema === undefined ? Either.right<unknown>(entry.value) : Schema.encodeEither(schema)(entry.value)
+  if (Either.isLeft(encoded)) return Either.left(fail(encoded.left))
+  try {
+    return Either.right(JSON.stringify(toEnvelope(entry, encoded.right)))
+  } catch (cause) {
+    return Either.left(fail(cause))
+  }
+}
+
+/**
+ * Decodes an envelope string back into an entry; `None` when it is corrupt or its value does not
+ * match `schema`. A backend treats `None` as a decode failure: a miss, deleted and counted.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decode = <A, I>(
+  json: string,
+  schema: Schema.Schema<A, I> | undefined
+): Option.Option<CacheEntry<A>> =>
+  Option.flatMap(parseEnvelope(json), (envelope) => {
+    const value = schema === undefined
+      ? Either.right(envelope.v as A)
+      : Schema.decodeUnknownEither(schema)(envelope.v)
+    return Either.isLeft(value) ? Option.none() : Option.some({
+      value: value.right,
+      createdAt: envelope.c,
+      staleAt: envelope.s,
+      expiresAt: envelope.e ?? Infinity
+    })
+  })
