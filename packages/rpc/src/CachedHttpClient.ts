@@ -10,13 +10,14 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { CacheFirst, CacheKey, type CacheStore, Failover, type Outcome, type PolicyError } from "@stalewise/core"
+import { CacheKey, type CacheStore, type Outcome, type PolicyError } from "@stalewise/core"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { build } from "./internal/wrap.js"
 import type * as Strategy from "./Strategy.js"
 
 /**
@@ -154,7 +155,6 @@ export const make = (
     const keyHeaders = (options.keyHeaders ?? []).map((name) => name.toLowerCase())
     const cacheable = options.cacheable ?? ((request) => request.method === "GET" || request.method === "HEAD")
     const storable = options.storable ?? ((status) => status >= 200 && status < 300)
-    const isFailover = strategy._tag === "Failover"
 
     // The upstream: run the request, read the body; an unstorable response fails the strategy
     // (so it is never cached), and a 5xx one lets failover fall back.
@@ -169,28 +169,23 @@ export const make = (
             storable(stored.status) ? Effect.succeed(stored) : Effect.fail(new Unstorable({ response: stored }))
         ))
 
-    const common = {
-      name: "request",
-      namespace: options.namespace ?? "http",
-      lookup,
-      schema: StoredResponse,
-      key: (id: string) => id
-    }
-    const userFallbackOn = isFailover ? strategy.fallbackOn : undefined
-    const cached = strategy._tag === "Failover"
-      ? yield* Failover.make({
-        ...common,
-        timeout: strategy.timeout,
-        timeToLive: strategy.timeToLive,
-        onTimeout: strategy.onTimeout,
-        fallbackOnDefect: strategy.fallbackOnDefect,
-        singleFlight: strategy.singleFlight,
-        fallbackOn: (error) =>
-          error._tag === "Unstorable" ? error.response.status >= 500 : (userFallbackOn?.(error) ?? true)
-      })
-      : strategy.persisted === true
-      ? yield* CacheFirst.makePersisted({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
-      : yield* CacheFirst.make({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
+    // a 5xx response is an outage for failover; other unstorable responses are answers
+    const cached = yield* build(
+      {
+        name: "request",
+        namespace: options.namespace ?? "http",
+        lookup,
+        schema: StoredResponse,
+        key: (id: string) => id
+      },
+      strategy._tag === "Failover" ?
+        {
+          ...strategy,
+          fallbackOn: (error: HttpClientError.HttpClientError | Unstorable) =>
+            error._tag === "Unstorable" ? error.response.status >= 500 : (strategy.fallbackOn?.(error) ?? true)
+        } :
+        strategy
+    )
 
     const keyOf = (request: HttpClientRequest.HttpClientRequest) => {
       const headers = keyHeaders.map((name) => [name, request.headers[name] ?? null])

@@ -1,8 +1,42 @@
 /** @internal */
 import { CacheFirst, CacheKey, type CacheStore, Failover, type Outcome, type PolicyError } from "@stalewise/core"
 import * as Effect from "effect/Effect"
+import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Strategy from "../Strategy.js"
+
+/**
+ * The core strategy a descriptor names, over `common` (name, namespace, lookup, schema, key).
+ *
+ * @internal
+ */
+export const build = <Args extends ReadonlyArray<any>, A, E>(
+  common: {
+    readonly name: string
+    readonly namespace: string
+    readonly lookup: (...args: Args) => Effect.Effect<A, E>
+    readonly schema?: Schema.Schema<A, any> | undefined
+    readonly key?: ((...args: Args) => string) | undefined
+  },
+  strategy: Strategy.Strategy<Args, A, E>
+): Effect.Effect<
+  Failover.Failover<Args, A, E> | CacheFirst.CacheFirst<Args, A, E>,
+  PolicyError.PolicyError,
+  CacheStore.CacheStore | Scope.Scope
+> =>
+  strategy._tag === "Failover"
+    ? Failover.make({
+      ...common,
+      timeout: strategy.timeout,
+      timeToLive: strategy.timeToLive,
+      onTimeout: strategy.onTimeout,
+      fallbackOn: strategy.fallbackOn,
+      fallbackOnDefect: strategy.fallbackOnDefect,
+      singleFlight: strategy.singleFlight
+    })
+    : strategy.persisted === true
+    ? CacheFirst.makePersisted({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
+    : CacheFirst.make({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
 
 /**
  * @internal
@@ -22,26 +56,10 @@ export const wrap = (
   CacheStore.CacheStore | Scope.Scope
 > =>
   Effect.gen(function*() {
-    const common = {
-      name,
-      namespace,
-      lookup: method,
-      schema: strategy.schema,
-      key: strategy.key
-    }
-    const cached = strategy._tag === "Failover"
-      ? yield* Failover.make({
-        ...common,
-        timeout: strategy.timeout,
-        timeToLive: strategy.timeToLive,
-        onTimeout: strategy.onTimeout,
-        fallbackOn: strategy.fallbackOn,
-        fallbackOnDefect: strategy.fallbackOnDefect,
-        singleFlight: strategy.singleFlight
-      })
-      : strategy.persisted === true
-      ? yield* CacheFirst.makePersisted({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
-      : yield* CacheFirst.make({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
+    const cached = yield* build(
+      { name, namespace, lookup: method, schema: strategy.schema, key: strategy.key },
+      strategy
+    )
     return (...args: ReadonlyArray<unknown>) =>
       cached.getWithOutcome(...args).pipe(
         Effect.flatMap((outcome) =>
