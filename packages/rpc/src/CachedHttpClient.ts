@@ -181,10 +181,11 @@ export const make = (
       strategy._tag === "Failover" ?
         {
           ...strategy,
+          key: undefined, // the key comes from the URL and keyHeaders
           fallbackOn: (error: HttpClientError.HttpClientError | Unstorable) =>
             error._tag === "Unstorable" ? error.response.status >= 500 : (strategy.fallbackOn?.(error) ?? true)
         } :
-        strategy
+        { ...strategy, key: undefined }
     )
 
     const keyOf = (request: HttpClientRequest.HttpClientRequest) => {
