@@ -79,6 +79,22 @@ export const positiveDuration = (
 }
 
 /**
+ * Reads a strictly positive, finite duration (a lease, a timeout that must run out) for the
+ * option named `option`; `PolicyError` (reason `InvalidDuration`) otherwise.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const finiteDuration = (
+  option: string,
+  input: Duration.DurationInput
+): Either.Either<Duration.Duration, PolicyError> =>
+  Either.flatMap(positiveDuration(option, input), (duration) =>
+    Duration.isFinite(duration)
+      ? Either.right(duration)
+      : Either.left(new PolicyError({ reason: "InvalidDuration", option, detail: "must be finite" })))
+
+/**
  * Validates and builds a policy. `timeToLive` defaults to `lifetime` (no stale window). Fails
  * with `PolicyError` when a duration is not positive or when `lifetime > timeToLive`.
  *

@@ -73,6 +73,11 @@ export declare namespace RedisClient {
      * `commandTimeout` is `Timeout` (the command may still run on the server).
      */
     readonly use: <A>(method: string, f: (client: Redis) => Promise<A>) => Effect.Effect<A, RedisError>
+    /**
+     * Opens another connection with this client's options (`overrides` replacing some of them),
+     * owned by the given scope: for what cannot share a connection, such as a pub/sub subscriber.
+     */
+    readonly duplicate: (overrides?: RedisOptions) => Effect.Effect<RedisClient.Service, RedisError, Scope.Scope>
   }
 }
 
@@ -215,6 +220,7 @@ export const make = Effect.fnUntraced(function*(
   return RedisClient.of({
     [TypeId]: TypeId,
     client,
+    duplicate: (overrides) => make(overrides === undefined ? options : { ...options, ...overrides }),
     use: <A>(method: string, f: (client: Redis) => Promise<A>) =>
       Effect.tryPromise({
         try: () => f(client),
@@ -347,11 +353,18 @@ const awaitEnd = (client: Redis): Effect.Effect<void> =>
     })
   })
 
-const connectionClosedMessage = "Connection is closed."
+// What ioredis rejects commands with when there is no usable connection: closed for good, not
+// writable with the offline queue disabled, or aborted because the connection closed mid-pipeline.
+const connectionErrorMessages = new Set([
+  "Connection is closed.",
+  "Stream isn't writeable and enableOfflineQueue options is false",
+  "Command aborted due to connection close"
+])
 
 // ioredis does not export MaxRetriesPerRequestError from its entry point; its name identifies it.
 const isConnectionError = (error: unknown): boolean =>
-  error instanceof Error && (error.name === "MaxRetriesPerRequestError" || error.message === connectionClosedMessage)
+  error instanceof Error &&
+  (error.name === "MaxRetriesPerRequestError" || connectionErrorMessages.has(error.message))
 
 // ioredis attaches the failed command to a reply error: for AUTH (and HELLO … AUTH) that is the
 // password in plain text, which must not travel with the error into logs.

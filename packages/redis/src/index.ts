@@ -7,3 +7,28 @@
  * @since 0.1.0
  */
 export * as RedisClient from "./RedisClient.js"
+
+/**
+ * `RedisStore`: a `CacheStore` over Redis (ioredis), shared by every process that connects to the
+ * same server. Entries are core's JSON envelopes (`EntryCodec`) with a native time-to-live
+ * (`SET … PX`); prefix deletes walk the key space with `SCAN` (never `KEYS`); refresh leases are
+ * atomic across processes; every command has a timeout and every failure is a typed, counted
+ * `CacheStoreError`.
+ *
+ * **Key layout** (`keyPrefix` defaults to `"stalewise:"`): the entry for `key` lives at
+ * `${keyPrefix}v:${key}` and its lease at `${keyPrefix}l:${key}`, so a namespace is a Redis key
+ * prefix and a prefix delete can never reach a lease.
+ *
+ * @since 0.1.0
+ */
+export * as RedisStore from "./RedisStore.js"
+
+/**
+ * `TieredStore`: a `CacheStore` with an in-process memory tier in front of Redis, kept coherent
+ * across instances by invalidation messages over Redis pub/sub. Reads are served from memory
+ * when they can (no round trip), writes go to both tiers, and every write tells the other
+ * instances to drop their memory copy.
+ *
+ * @since 0.1.0
+ */
+export * as TieredStore from "./TieredStore.js"

@@ -3,16 +3,13 @@
  * port for the whole run and provides it to the tests as `redisServer` (read it through
  * `test/utils/RedisTest.ts`). Without `redis-server` on `PATH` the run fails in CI
  * (`CI=true`) and elsewhere prints one notice and provides `{ available: false }`, so the
- * Redis-backed tests skip.
+ * Redis-backed tests skip. Starting and stopping servers lives in `test/utils/RedisServer.ts`,
+ * shared with the tests that run a server of their own.
  */
-import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
-import * as Path from "node:path"
 // tsc only accepts the `declare module "vitest"` augmentation below when this file imports vitest.
 import type {} from "vitest"
 import type { TestProject } from "vitest/node"
+import * as Server from "./utils/RedisServer.js"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -24,16 +21,17 @@ declare module "vitest" {
  * What the tests get: the port of the running server, or the fact that there is none.
  */
 export type RedisServer =
-  | { readonly available: true; readonly host: string; readonly port: number }
+  | {
+    readonly available: true
+    readonly host: string
+    readonly port: number
+    /** The redis-server executable, for tests that start a server of their own. */
+    readonly executable: string
+  }
   | { readonly available: false }
 
-const host = "127.0.0.1"
-const startAttempts = 3
-const readyTimeoutMillis = 10_000
-const stopTimeoutMillis = 5_000
-
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
-  const executable = findOnPath("redis-server")
+  const executable = Server.findOnPath("redis-server")
   if (executable === undefined) {
     if (process.env.CI === "true") {
       throw new Error(
@@ -46,133 +44,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     project.provide("redisServer", { available: false })
     return undefined
   }
-  const server = await startWithRetries(executable)
-  project.provide("redisServer", { available: true, host, port: server.port })
+  const server = await Server.startOnFreePort(executable)
+  project.provide("redisServer", { available: true, host: Server.host, port: server.port, executable })
   return server.stop
 }
-
-const findOnPath = (name: string): string | undefined => {
-  for (const dir of (process.env.PATH ?? "").split(Path.delimiter)) {
-    if (dir === "") continue
-    const candidate = Path.join(dir, name)
-    try {
-      Fs.accessSync(candidate, Fs.constants.X_OK)
-      return candidate
-    } catch {
-      // not here
-    }
-  }
-  return undefined
-}
-
-interface RunningServer {
-  readonly port: number
-  readonly stop: () => Promise<void>
-}
-
-// The free port is released before redis-server binds it, so another process can take it in
-// between; redis-server then exits and we try again on a new port.
-const startWithRetries = async (executable: string): Promise<RunningServer> => {
-  let lastError: unknown
-  for (let attempt = 1; attempt <= startAttempts; attempt++) {
-    try {
-      return await start(executable, await freePort())
-    } catch (error) {
-      lastError = error
-    }
-  }
-  throw lastError
-}
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const probe = Net.createServer()
-    probe.once("error", reject)
-    probe.listen(0, host, () => {
-      const address = probe.address()
-      const port = typeof address === "object" && address !== null ? address.port : undefined
-      probe.close(() => port === undefined ? reject(new Error("could not read the probe port")) : resolve(port))
-    })
-  })
-
-const start = async (executable: string, port: number): Promise<RunningServer> => {
-  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-redis-"))
-  const child = ChildProcess.spawn(
-    executable,
-    [
-      "--port",
-      String(port),
-      "--bind",
-      host,
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--protected-mode",
-      "yes",
-      "--dir",
-      dir
-    ],
-    { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }
-  )
-  let output = ""
-  const collect = (chunk: Buffer) => {
-    output = (output + chunk.toString("utf8")).slice(-8_192)
-  }
-  child.stdout.on("data", collect)
-  child.stderr.on("data", collect)
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  // A vitest run that ends without teardown (crash, Ctrl-C) must not leave the server behind.
-  const killOnExit = () => child.kill("SIGKILL")
-  process.once("exit", killOnExit)
-
-  const stop = async () => {
-    process.off("exit", killOnExit)
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM")
-      const timer = setTimeout(() => child.kill("SIGKILL"), stopTimeoutMillis)
-      await exited
-      clearTimeout(timer)
-    }
-    Fs.rmSync(dir, { recursive: true, force: true })
-  }
-
-  try {
-    await waitForPong(port, exited)
-  } catch (error) {
-    await stop()
-    throw new Error(`[stalewise] redis-server did not start on ${host}:${port}: ${String(error)}\n${output}`)
-  }
-  return { port, stop }
-}
-
-const waitForPong = async (port: number, exited: Promise<void>): Promise<void> => {
-  let hasExited = false
-  void exited.then(() => {
-    hasExited = true
-  })
-  const deadline = Date.now() + readyTimeoutMillis
-  while (Date.now() < deadline) {
-    if (hasExited) throw new Error("redis-server exited")
-    if (await ping(port)) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`no PONG within ${readyTimeoutMillis} ms`)
-}
-
-const ping = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = Net.connect({ host, port })
-    let reply = ""
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1_000, () => done(false))
-    socket.once("error", () => done(false))
-    socket.once("connect", () => socket.write("PING\r\n"))
-    socket.on("data", (chunk) => {
-      reply += chunk.toString("utf8")
-      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"))
-    })
-  })

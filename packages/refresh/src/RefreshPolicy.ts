@@ -99,13 +99,8 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
       lifetime: options.lifetime ?? Duration.minutes(10),
       timeToLive: options.timeToLive ?? Duration.days(30)
     })
-    const refreshLease = yield* TimePolicy.positiveDuration(
-      "refreshLease",
-      options.refreshLease ?? Duration.seconds(60)
-    )
-    if (!Duration.isFinite(refreshLease)) {
-      return yield* Either.left(invalid("refreshLease", "must be finite: a lease that never runs out locks the key"))
-    }
+    // finite: a lease that never runs out would lock the key for good
+    const refreshLease = yield* TimePolicy.finiteDuration("refreshLease", options.refreshLease ?? Duration.seconds(60))
     const syncRefreshAfter = options.syncRefreshAfter === undefined
       ? undefined
       : yield* TimePolicy.positiveDuration("syncRefreshAfter", options.syncRefreshAfter)

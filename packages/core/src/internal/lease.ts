@@ -1,8 +1,8 @@
 /** @internal */
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
-import { PolicyError } from "../PolicyError.js"
-import { positiveDuration } from "../TimePolicy.js"
+import type { PolicyError } from "../PolicyError.js"
+import { finiteDuration } from "../TimePolicy.js"
 
 /**
  * A lease token unique across processes: whoever releases must show it.
@@ -18,7 +18,4 @@ export const makeToken = (): string => globalThis.crypto.randomUUID()
  * @internal
  */
 export const leaseMillis = (duration: Duration.DurationInput): Either.Either<number, PolicyError> =>
-  Either.flatMap(positiveDuration("leaseDuration", duration), (d) =>
-    Duration.isFinite(d)
-      ? Either.right(Duration.toMillis(d))
-      : Either.left(new PolicyError({ reason: "InvalidDuration", option: "leaseDuration", detail: "must be finite" })))
+  Either.map(finiteDuration("leaseDuration", duration), Duration.toMillis)

@@ -2,15 +2,19 @@
  * Access to the `redis-server` started by `test/globalSetup.ts`. Redis-backed suites skip with
  * `describe.skipIf(!RedisTest.available)`, and each test takes its own connection and key prefix
  * from `RedisTest.layer` (provided per test, not shared with `it.layer`), so concurrent tests never
- * see each other's keys.
+ * see each other's keys. A test that must stop, pause or restart Redis takes a server of its own
+ * from `RedisTest.privateServer`.
  */
 import { inject } from "@effect/vitest"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
+import * as Net from "node:net"
 import type {} from "../globalSetup.js"
+import * as Server from "./RedisServer.js"
 
 const server = inject("redisServer")
 
@@ -53,3 +57,125 @@ export const layer: Layer.Layer<RedisTest> = Layer.scoped(
     return { client, prefix, key: (name: string) => `${prefix}${name}` }
   })
 )
+
+/**
+ * A `redis-server` of one test's own, on its own loopback port, that the test may stop, pause and
+ * restart (on the same port) without disturbing the others.
+ */
+export interface PrivateServer {
+  readonly port: number
+  /** Stops the server (SIGTERM): it closes every connection and the port refuses new ones. */
+  readonly stop: Effect.Effect<void>
+  /** Starts the server again, empty, on the same port; completes once it answers PING. */
+  readonly start: Effect.Effect<void>
+  /** Freezes the server (SIGSTOP): connections stay open and nothing is answered. */
+  readonly pause: Effect.Effect<void>
+  /** Lets a paused server go on (SIGCONT). */
+  readonly resume: Effect.Effect<void>
+}
+
+/** Starts a private server; it is stopped when the scope closes. */
+export const privateServer: Effect.Effect<PrivateServer, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.promise(async () => {
+    if (!server.available) throw new Error("no redis-server")
+    const executable = server.executable
+    let current: Server.RunningServer | undefined = await Server.startOnFreePort(executable)
+    const port = current.port
+    const signal = (name: NodeJS.Signals) =>
+      Effect.sync(() => {
+        current?.process.kill(name)
+      })
+    const stop = Effect.promise(async () => {
+      const running = current
+      current = undefined
+      await running?.stop()
+    })
+    const start = Effect.promise(async () => {
+      if (current === undefined) current = await Server.start(executable, port)
+    })
+    return { port, stop, start, pause: signal("SIGSTOP"), resume: signal("SIGCONT") }
+  }),
+  (server) => server.stop
+)
+
+/**
+ * Polls `check` until it holds, for at most `within`; returns how long it took (ms, measured with
+ * `performance.now`). Between attempts it waits `every` (default 5 ms), or only for the event
+ * loop to turn (`setImmediate`) with `every: 0`, for the finest resolution. For real server
+ * behaviour only (pub/sub delivery, reconnects): time rules use `TestClock`.
+ */
+export const eventually = <E, R>(
+  check: Effect.Effect<boolean, E, R>,
+  options: { readonly within: Duration.DurationInput; readonly every?: Duration.DurationInput | undefined }
+): Effect.Effect<number, E | Error, R> =>
+  Effect.suspend(() => {
+    const start = performance.now()
+    const deadline = start + Duration.toMillis(options.within)
+    const every = Duration.decode(options.every ?? "5 millis")
+    const pause = Duration.toMillis(every) === 0
+      ? Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      : Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, Duration.toMillis(every))))
+    const attempt: Effect.Effect<number, E | Error, R> = Effect.flatMap(check, (ok) => {
+      const now = performance.now()
+      if (ok) return Effect.succeed(now - start)
+      if (now > deadline) {
+        return Effect.fail(new Error(`not within ${Duration.format(Duration.decode(options.within))}`))
+      }
+      return Effect.zipRight(pause, attempt)
+    })
+    return attempt
+  })
+
+/** A TCP proxy in front of the test server whose first connection gets every reply late. */
+export interface SlowProxy {
+  readonly port: number
+  /** Bytes the server has answered on the slow connection so far (before they are delayed). */
+  readonly answered: () => number
+}
+
+/**
+ * Starts a proxy to the test server on a loopback port: the first connection through it (a
+ * store's command connection; later ones, such as its subscriber, are not slowed) receives each
+ * reply `delayMillis` late, in order. Closed with the scope.
+ */
+export const slowProxy = (delayMillis: number): Effect.Effect<SlowProxy, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<{ readonly proxy: SlowProxy; readonly server: Net.Server; readonly sockets: Set<Net.Socket> }>(
+        (resolve, reject) => {
+          const sockets = new Set<Net.Socket>()
+          let accepted = 0
+          let answered = 0
+          const server = Net.createServer((client) => {
+            const slow = accepted++ === 0
+            const upstream = Net.connect({ host, port })
+            for (const socket of [client, upstream]) {
+              sockets.add(socket)
+              socket.once("close", () => {
+                sockets.delete(socket)
+                client.destroy()
+                upstream.destroy()
+              })
+              socket.on("error", () => undefined)
+            }
+            client.on("data", (chunk) => upstream.write(chunk))
+            upstream.on("data", (chunk) => {
+              if (!slow) return client.write(chunk)
+              answered += chunk.length
+              setTimeout(() => client.write(chunk), delayMillis)
+            })
+          })
+          server.once("error", reject)
+          server.listen(0, host, () => {
+            const address = server.address() as Net.AddressInfo
+            resolve({ proxy: { port: address.port, answered: () => answered }, server, sockets })
+          })
+        }
+      )
+    ),
+    ({ server, sockets }) =>
+      Effect.promise(() => {
+        for (const socket of sockets) socket.destroy()
+        return new Promise<void>((resolve) => server.close(() => resolve()))
+      })
+  ).pipe(Effect.map(({ proxy }) => proxy))

@@ -1,0 +1,233 @@
+/** @internal */
+import * as CacheEntry from "@stalewise/core/CacheEntry"
+import * as CacheMetrics from "@stalewise/core/CacheMetrics"
+import * as CacheStore from "@stalewise/core/CacheStore"
+import * as EntryCodec from "@stalewise/core/EntryCodec"
+import type { PolicyError } from "@stalewise/core/PolicyError"
+import { positiveInteger } from "@stalewise/core/PolicyError"
+import * as TimePolicy from "@stalewise/core/TimePolicy"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import type { ChainableCommander, Redis } from "ioredis"
+import * as Crypto from "node:crypto"
+import type * as RedisClient from "../RedisClient.js"
+import * as Script from "./script.js"
+
+const backend = "redis"
+
+/** @internal */
+export const defaultKeyPrefix = "stalewise:"
+
+/** @internal */
+export interface Options {
+  readonly keyPrefix?: string | undefined
+  readonly scanCount?: number | undefined
+}
+
+/**
+ * What a write invalidates in other instances' memory: one key or every key under a prefix.
+ *
+ * @internal
+ */
+export type Invalidation = { readonly key: string } | { readonly prefix: string }
+
+/**
+ * Publishes an invalidation after each write, in the same transaction as the write itself (one
+ * round trip, and other instances never see the write without the message).
+ *
+ * @internal
+ */
+export interface Notifier {
+  readonly channel: string
+  readonly message: (invalidation: Invalidation) => string
+}
+
+/**
+ * Escapes Redis glob metacharacters, so a prefix matches itself literally in `SCAN … MATCH`.
+ *
+ * @internal
+ */
+export const escapeGlob = (literal: string): string => literal.replace(/[*?[\]\\]/g, "\\$&")
+
+// The same rule as the core backends: positive and finite.
+const leaseMillis = (duration: Duration.DurationInput): Either.Either<number, PolicyError> =>
+  Either.map(TimePolicy.finiteDuration("leaseDuration", duration), Duration.toMillis)
+
+// Runs a MULTI … EXEC or pipeline and fails with the first command error in it.
+const exec = async (commands: ChainableCommander): Promise<Array<unknown>> => {
+  const results = await commands.exec()
+  if (results === null) throw new Error("transaction aborted")
+  return results.map(([error, result]) => {
+    if (error) throw error
+    return result
+  })
+}
+
+/**
+ * The key layout of a store: entries under `${keyPrefix}v:`, leases under `${keyPrefix}l:`, so
+ * that a prefix delete (even of the empty prefix) can never reach a lease.
+ *
+ * @internal
+ */
+export const layout = (keyPrefix: string) => ({
+  entry: (key: string) => `${keyPrefix}v:${key}`,
+  lease: (key: string) => `${keyPrefix}l:${key}`,
+  entryPattern: (prefix: string) => `${escapeGlob(`${keyPrefix}v:${prefix}`)}*`
+})
+
+/** @internal */
+export const make = (
+  redis: RedisClient.RedisClient.Service,
+  options: Options = {},
+  notifier?: Notifier | undefined
+): Effect.Effect<CacheStore.CacheStore.Service, PolicyError> =>
+  Effect.gen(function*() {
+    const keys = layout(options.keyPrefix ?? defaultKeyPrefix)
+    const scanCount = yield* positiveInteger("scanCount", options.scanCount ?? 1_000)
+    // The store's time source is the Clock present when it is built (TestClock in tests).
+    const clock = yield* Effect.clock
+    const counters = CacheMetrics.makeStoreCounters(backend)
+
+    const call = <A>(method: string, f: (client: Redis) => Promise<A>): Effect.Effect<A, CacheStore.CacheStoreError> =>
+      redis.use(method, f).pipe(
+        Effect.mapError((error) =>
+          new CacheStore.CacheStoreError({
+            reason: error.reason === "Timeout" ? "Timeout" : "Unavailable",
+            backend,
+            method,
+            cause: error
+          })
+        ),
+        Effect.withSpan(`stalewise.redis.${method}`, { kind: "client", attributes: { "db.system": "redis" } })
+      )
+    const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.tapError(effect, () => Effect.sync(counters.error))
+
+    // A write is one command; with a notifier, it and its invalidation message are one MULTI … EXEC.
+    const write = (method: string, command: readonly [string, ...Array<string | number>], invalidation: Invalidation) =>
+      call(method, (client) =>
+        notifier === undefined
+          ? client.call(...command)
+          : exec(client.multi().call(...command).publish(notifier.channel, notifier.message(invalidation))))
+
+    const remove = (key: string, method: string) => write(method, ["UNLINK", keys.entry(key)], { key })
+
+    const dropUndecodable = (key: string, json: string) =>
+      Effect.logWarning("stalewise: dropped a stored entry that failed to decode").pipe(
+        Effect.annotateLogs({ backend, key }),
+        Effect.zipRight(call("get", (client) => Script.run(client, Script.deleteIfEquals, [keys.entry(key)], [json]))),
+        // The read is a miss either way; a failing cleanup is retried by the next read.
+        Effect.catchAll((error) => Effect.logDebug("stalewise: could not drop an undecodable entry", error))
+      )
+
+    const deletePrefix = (prefix: string) =>
+      Effect.gen(function*() {
+        const pattern = keys.entryPattern(prefix)
+        const scan = (cursor: string) =>
+          call("deletePrefix", (client) => client.scan(cursor, "MATCH", pattern, "COUNT", scanCount))
+        // A batch is unlinked in the same round trip as the next SCAN.
+        const unlinkThenScan = (batch: ReadonlyArray<string>, cursor: string) =>
+          call(
+            "deletePrefix",
+            (client) => exec(client.pipeline().unlink(...batch).scan(cursor, "MATCH", pattern, "COUNT", scanCount))
+          ).pipe(
+            Effect.map(([unlinked, next]) => [unlinked as number, next as [string, Array<string>]] as const)
+          )
+        let removed = 0
+        let next = yield* scan("0")
+        while (true) {
+          const [cursor, batch] = next
+          if (cursor === "0") {
+            // SCAN may return a key twice; UNLINK counts only keys it removed.
+            if (batch.length > 0) removed += yield* call("deletePrefix", (client) => client.unlink(...batch))
+            break
+          }
+          if (batch.length === 0) {
+            next = yield* scan(cursor)
+            continue
+          }
+          const [unlinked, scanned] = yield* unlinkThenScan(batch, cursor)
+          removed += unlinked
+          next = scanned
+        }
+        if (notifier !== undefined) {
+          yield* call("deletePrefix", (client) => client.publish(notifier.channel, notifier.message({ prefix })))
+        }
+        return removed
+      })
+
+    const store: CacheStore.CacheStore.Service = {
+      [CacheStore.TypeId]: CacheStore.TypeId,
+      backend,
+      get: <A, I>(key: string, schema?: Schema.Schema<A, I>) =>
+        Effect.flatMap(call("get", (client) => client.get(keys.entry(key))), (json): Effect.Effect<
+          Option.Option<CacheEntry.CacheEntry<A>>
+        > => {
+          if (json === null) {
+            counters.miss()
+            return Effect.succeedNone
+          }
+          const entry = EntryCodec.decode(json, schema)
+          if (Option.isNone(entry)) {
+            counters.decodeFailure()
+            counters.miss()
+            return Effect.as(dropUndecodable(key, json), entry)
+          }
+          // Redis drops the key at its PX in real time; the Clock decides before that.
+          if (CacheEntry.isExpired(entry.value, clock.unsafeCurrentTimeMillis())) {
+            counters.miss()
+            return Effect.succeedNone
+          }
+          counters.hit()
+          return Effect.succeed(entry)
+        }).pipe(counted),
+      set: (key, entry, schema) =>
+        Effect.suspend(() => {
+          const remaining = CacheEntry.remainingMillis(entry, clock.unsafeCurrentTimeMillis())
+          if (remaining !== undefined && remaining <= 0) return remove(key, "set")
+          const json = EntryCodec.encode(entry, schema, { backend, method: "set" })
+          if (Either.isLeft(json)) return Effect.fail(json.left)
+          const value = json.right
+          return write(
+            "set",
+            remaining === undefined
+              ? ["SET", keys.entry(key), value]
+              : ["SET", keys.entry(key), value, "PX", Math.ceil(remaining)],
+            { key }
+          )
+        }).pipe(Effect.asVoid, counted),
+      delete: (key) => counted(Effect.asVoid(remove(key, "delete"))),
+      deletePrefix: (prefix) => counted(deletePrefix(prefix)),
+      acquireLease: (key, duration) =>
+        Effect.flatMap(leaseMillis(duration), (millis) => {
+          const now = clock.unsafeCurrentTimeMillis()
+          const lease: CacheStore.Lease = { key, token: Crypto.randomUUID(), expiresAt: now + millis }
+          return call(
+            "acquireLease",
+            (client) =>
+              Script.run(client, Script.acquireLease, [keys.lease(key)], [
+                lease.token,
+                now,
+                lease.expiresAt,
+                Math.max(1, Math.ceil(millis))
+              ])
+          ).pipe(
+            Effect.map((won) => won === 1 ? Option.some(lease) : Option.none()),
+            counted
+          )
+        }),
+      releaseLease: (lease) =>
+        call(
+          "releaseLease",
+          (client) =>
+            Script.run(client, Script.releaseLease, [keys.lease(lease.key)], [
+              lease.token,
+              clock.unsafeCurrentTimeMillis()
+            ])
+        ).pipe(Effect.map((released) => released === 1), counted)
+    }
+    return store
+  })
