@@ -14,7 +14,13 @@
  * Two kinds of scenario:
  * - `throughput`: a run performs `size` operations; reported as operations per second.
  * - `latency`: a run returns one latency in milliseconds per call; reported as p50/p95/p99 over
- *   every call of every measured round, compared on p50.
+ *   every call of every measured round, compared on p50. A latency scenario may declare
+ *   `phases` (say, two waves of calls): a run then returns the latencies of each phase, and each
+ *   phase is reported and compared on its own. A latency run may also return `counts` (say,
+ *   upstream calls), reported per contender over the rounds.
+ *
+ * A contender's target is a ratio to the baseline, or for latency an absolute p50 bound; one
+ * contender may be marked `reference` to get a second ratio column next to the baseline's.
  *
  * The harness itself is plain async code on purpose: an Effect driver would put its own fiber
  * and scheduler work around every measured run.
@@ -24,6 +30,17 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
+
+/**
+ * A bound a contender should meet. A number is a ratio to the baseline: a minimum for throughput
+ * (ops/s ratio), a maximum for latency (p50 ratio). `{ p50Millis }` is an absolute maximum p50 in
+ * milliseconds, for latency scenarios where the floor is too close to zero for a ratio to mean
+ * much.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Target = number | { readonly p50Millis: number }
 
 /**
  * One way of doing the scenario's work. `setup` builds everything outside the timing (stores,
@@ -39,10 +56,14 @@ export interface Contender<Out> {
   /** The floor every other contender is compared with; exactly one per scenario. */
   readonly baseline?: boolean | undefined
   /**
-   * The ratio to the baseline this contender should reach: a minimum for throughput (ops/s
-   * ratio), a maximum for latency (p50 ratio).
+   * A second point of comparison: every contender also gets its ratio to this one (column
+   * `× ref`). At most one per scenario.
    */
-  readonly target?: number | undefined
+  readonly reference?: boolean | undefined
+  /** The bound this contender should meet (in a scenario with phases: in every phase). */
+  readonly target?: Target | undefined
+  /** Latency scenarios with phases: the bound of each phase, by phase name (overrides `target`). */
+  readonly phaseTargets?: { readonly [phase: string]: Target } | undefined
   readonly setup: (size: number) => Effect.Effect<Effect.Effect<Out, unknown>, unknown, Scope.Scope>
 }
 
@@ -61,7 +82,37 @@ export interface ScenarioOptions<Out> {
   readonly size: number
   /** `size` under `--quick`; defaults to a tenth of `size`. */
   readonly quickSize?: number | undefined
+  /**
+   * Measured rounds when neither `--rounds` nor `--quick` says otherwise; default 15. For
+   * scenarios whose runs are long (a second each), to keep a full bench run within minutes.
+   */
+  readonly rounds?: number | undefined
   readonly contenders: ReadonlyArray<Contender<Out>>
+}
+
+/**
+ * What a latency run returns: every call's latency in milliseconds (a plain array is the same as
+ * `{ latencies }`), by phase name in a scenario with `phases`; and optionally what the run
+ * counted, by name (e.g. `upstream calls`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type LatencyRun = ReadonlyArray<number> | {
+  readonly latencies: ReadonlyArray<number> | { readonly [phase: string]: ReadonlyArray<number> }
+  readonly counts?: { readonly [name: string]: number } | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface LatencyOptions extends ScenarioOptions<LatencyRun> {
+  /**
+   * Named phases of one run, in order (e.g. `wave 1`, `wave 2`): each run returns the latencies
+   * of every phase, and each phase is reported and compared with the baseline's same phase.
+   */
+  readonly phases?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -76,7 +127,7 @@ export interface ThroughputScenario extends ScenarioOptions<unknown> {
  * @since 0.1.0
  * @category models
  */
-export interface LatencyScenario extends ScenarioOptions<ReadonlyArray<number>> {
+export interface LatencyScenario extends LatencyOptions {
   readonly kind: "latency"
 }
 
@@ -98,12 +149,13 @@ export const throughput = (options: ScenarioOptions<unknown>): ThroughputScenari
 })
 
 /**
- * A scenario whose runs each return `size` per-call latencies in milliseconds.
+ * A scenario whose runs each return `size` per-call latencies in milliseconds (per phase, with
+ * `phases`).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const latency = (options: ScenarioOptions<ReadonlyArray<number>>): LatencyScenario => ({
+export const latency = (options: LatencyOptions): LatencyScenario => ({
   ...options,
   kind: "latency"
 })
@@ -143,15 +195,24 @@ export const concurrentLatencies = <A, E>(
   calls: number,
   call: (i: number) => Effect.Effect<A, E>
 ): Effect.Effect<Array<number>, E> =>
-  Effect.forEach(
-    Array.from({ length: calls }, (_, i) => i),
-    (i) =>
-      Effect.suspend(() => {
-        const start = performance.now()
-        return Effect.map(call(i), () => performance.now() - start)
-      }),
-    { concurrency: "unbounded" }
-  )
+  Effect.suspend(() => {
+    const latencies = new Array<number>(calls)
+    // `discard`: no per-fiber result collection, so the wave's own overhead stays small
+    return Effect.as(
+      Effect.forEach(
+        Array.from({ length: calls }, (_, i) => i),
+        (i) =>
+          Effect.suspend(() => {
+            const start = performance.now()
+            return Effect.map(call(i), () => {
+              latencies[i] = performance.now() - start
+            })
+          }),
+        { concurrency: "unbounded", discard: true }
+      ),
+      latencies
+    )
+  })
 
 /**
  * @since 0.1.0
@@ -186,20 +247,29 @@ export interface Spread {
  */
 export interface ContenderResult {
   readonly name: string
+  /** Latency scenarios with phases: the phase this result is about (one result per contender and phase). */
+  readonly phase?: string
   readonly baseline: boolean
   /** Throughput: ops/s of each measured round. Latency: p50 (ms) of each measured round. */
   readonly rounds: ReadonlyArray<number>
   readonly spread: Spread
   /** Latency only: percentiles (ms) over every call of every measured round. */
   readonly latency?: { readonly p50: number; readonly p95: number; readonly p99: number; readonly calls: number }
-  /** Throughput: median ops/s ÷ baseline's. Latency: p50 ÷ baseline's p50. */
+  /** Throughput: median ops/s ÷ baseline's. Latency: p50 ÷ baseline's p50 (same phase). */
   readonly ratio: number
   /** The same ratio within each round (against the baseline's run of that round). */
   readonly pairedRatio: Spread
-  readonly target?: number
-  /** PASS when `ratio` meets `target` (≥ for throughput, ≤ for latency). */
+  /** The same two ratios against the scenario's reference contender, when it has one. */
+  readonly reference?: { readonly ratio: number; readonly pairedRatio: Spread }
+  /** Latency only: what each measured run counted, by name, in round order. */
+  readonly counts?: { readonly [name: string]: ReadonlyArray<number> }
+  readonly target?: Target
+  /**
+   * PASS when the target is met: a ratio target by `ratio` (≥ for throughput, ≤ for latency), a
+   * `p50Millis` target by `latency.p50`.
+   */
   readonly verdict?: "PASS" | "BELOW"
-  /** The per-round ratios' p25–p75 straddles the target: the verdict could flip on another run. */
+  /** The per-round ratios (or per-round p50s) straddle the target: the verdict could flip on another run. */
   readonly marginal?: boolean
 }
 
@@ -216,6 +286,11 @@ export interface ScenarioResult {
   readonly warmup: number
   readonly rounds: number
   readonly durationMs: number
+  /** Latency scenarios with phases: their names, in order. */
+  readonly phases?: ReadonlyArray<string>
+  /** The name of the reference contender, when the scenario has one. */
+  readonly reference?: string
+  /** One result per contender (per contender and phase, in a scenario with phases). */
   readonly contenders: ReadonlyArray<ContenderResult>
 }
 
@@ -245,6 +320,47 @@ export const spreadOf = (values: ReadonlyArray<number>): Spread => {
   }
 }
 
+/** One measured latency run: the latencies of each phase, in the scenario's phase order, and its counts. */
+interface LatencySample {
+  readonly phases: ReadonlyArray<ReadonlyArray<number>>
+  readonly counts: { readonly [name: string]: number }
+}
+
+const isNumbers = (u: unknown): u is ReadonlyArray<number> => Array.isArray(u)
+
+const toLatencySample = (
+  contender: string,
+  out: unknown,
+  phases: ReadonlyArray<string> | undefined
+): LatencySample => {
+  const invalid = (why: string) => new Error(`${contender}: ${why}`)
+  if (isNumbers(out)) {
+    if (phases !== undefined) {
+      throw invalid("a run of a scenario with phases must return { latencies: { [phase]: ms[] } }")
+    }
+    return { phases: [out], counts: {} }
+  }
+  if (typeof out !== "object" || out === null || !("latencies" in out)) {
+    throw invalid("a latency run must return ms[] or { latencies, counts? }")
+  }
+  const run = out as Exclude<LatencyRun, ReadonlyArray<number>>
+  const counts = run.counts ?? {}
+  if (phases === undefined) {
+    if (!isNumbers(run.latencies)) throw invalid("a scenario without phases takes { latencies: ms[] }")
+    return { phases: [run.latencies], counts }
+  }
+  if (isNumbers(run.latencies)) throw invalid("a scenario with phases takes { latencies: { [phase]: ms[] } }")
+  const byPhase = run.latencies
+  return {
+    phases: phases.map((phase) => {
+      const latencies = byPhase[phase]
+      if (!isNumbers(latencies)) throw invalid(`the run returned no latencies for phase "${phase}"`)
+      return latencies
+    }),
+    counts
+  }
+}
+
 /**
  * Runs a scenario: builds every contender, runs warm-up rounds, then the measured rounds, all
  * interleaved; then computes ratios to the baseline. Rejects when a setup or a run fails.
@@ -257,19 +373,33 @@ export const runScenario = async (scenario: Scenario, options: RunOptions): Prom
   if (baselines.length !== 1) {
     throw new Error(`scenario ${scenario.name}: expected exactly one baseline contender, found ${baselines.length}`)
   }
+  if (scenario.contenders.filter((c) => c.reference === true).length > 1) {
+    throw new Error(`scenario ${scenario.name}: at most one reference contender`)
+  }
+  if (
+    scenario.kind === "throughput" &&
+    scenario.contenders.some((c) => c.phaseTargets !== undefined || typeof (c.target ?? 0) !== "number")
+  ) {
+    throw new Error(`scenario ${scenario.name}: throughput targets are ratios, without phases`)
+  }
+  const phases = scenario.kind === "latency" ? scenario.phases : undefined
   const size = options.quick ? (scenario.quickSize ?? Math.max(1, Math.round(scenario.size / 10))) : scenario.size
   const warmup = options.quick ? 1 : 2
-  const rounds = options.rounds ?? (options.quick ? 3 : 15)
+  const rounds = options.rounds ?? (options.quick ? 3 : scenario.rounds ?? 15)
   const started = performance.now()
   const scope = Effect.runSync(Scope.make())
+  // A run may wait on nothing but unref'd timers (`AbortSignal.timeout`), which alone would let
+  // Node exit in the middle of it.
+  const keepAlive = setInterval(() => {}, 60_000)
   try {
     const programs: Array<Effect.Effect<unknown, unknown>> = []
     for (const contender of scenario.contenders) {
       programs.push(await Effect.runPromise(Scope.extend(contender.setup(size), scope)))
     }
     const count = programs.length
-    // throughput: elapsed ms per run; latency: the run's per-call latencies
-    const samples: Array<Array<number | ReadonlyArray<number>>> = programs.map(() => [])
+    // throughput: elapsed ms per run; latency: the run's per-call latencies and counts
+    const elapsed: Array<Array<number>> = programs.map(() => [])
+    const latencies: Array<Array<LatencySample>> = programs.map(() => [])
     for (let round = 0; round < warmup + rounds; round++) {
       const measured = round >= warmup
       options.log(`  ${scenario.name}: ${measured ? `round ${round - warmup + 1}/${rounds}` : "warm-up"}`)
@@ -277,19 +407,20 @@ export const runScenario = async (scenario: Scenario, options: RunOptions): Prom
         const index = (round + k) % count
         const start = performance.now()
         const out = await Effect.runPromise(programs[index]!)
-        const elapsed = performance.now() - start
+        const took = performance.now() - start
+        // validated in warm-up rounds too, so a malformed run fails fast
+        const sample = scenario.kind === "latency"
+          ? toLatencySample(scenario.contenders[index]!.name, out, phases)
+          : undefined
         if (!measured) continue
-        if (scenario.kind === "latency") {
-          if (!Array.isArray(out)) {
-            throw new Error(`${scenario.contenders[index]!.name}: a latency run must return ms[]`)
-          }
-          samples[index]!.push(out as ReadonlyArray<number>)
-        } else {
-          samples[index]!.push(elapsed)
-        }
+        if (sample === undefined) elapsed[index]!.push(took)
+        else latencies[index]!.push(sample)
       }
     }
-    const contenders = summarize(scenario, size, samples)
+    const contenders = scenario.kind === "latency"
+      ? summarizeLatency(scenario, latencies)
+      : summarizeThroughput(scenario, size, elapsed)
+    const reference = scenario.contenders.find((c) => c.reference === true)?.name
     return {
       name: scenario.name,
       kind: scenario.kind,
@@ -299,62 +430,115 @@ export const runScenario = async (scenario: Scenario, options: RunOptions): Prom
       warmup,
       rounds,
       durationMs: performance.now() - started,
+      ...(phases === undefined ? {} : { phases }),
+      ...(reference === undefined ? {} : { reference }),
       contenders
     }
   } finally {
+    clearInterval(keepAlive)
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }
 
-const summarize = (
-  scenario: Scenario,
+/** The ratio of a headline to another and the same ratio within each round. */
+const compare = (
+  headline: number,
+  rounds: ReadonlyArray<number>,
+  otherHeadline: number,
+  otherRounds: ReadonlyArray<number>
+): { readonly ratio: number; readonly pairedRatio: Spread } => ({
+  ratio: headline / otherHeadline,
+  pairedRatio: spreadOf(rounds.map((value, round) => value / otherRounds[round]!))
+})
+
+const judge = (
+  target: Target,
+  higherIsBetter: boolean,
+  result: Pick<ContenderResult, "ratio" | "pairedRatio" | "spread" | "latency">
+): Pick<ContenderResult, "target" | "verdict" | "marginal"> => {
+  if (typeof target === "number") {
+    const meets = (r: number) => higherIsBetter ? r >= target : r <= target
+    return {
+      target,
+      verdict: meets(result.ratio) ? "PASS" : "BELOW",
+      marginal: meets(result.pairedRatio.p25) !== meets(result.pairedRatio.p75)
+    }
+  }
+  const meets = (p50: number) => p50 <= target.p50Millis
+  return {
+    target,
+    verdict: meets(result.latency!.p50) ? "PASS" : "BELOW",
+    marginal: meets(result.spread.p25) !== meets(result.spread.p75)
+  }
+}
+
+const summarizeThroughput = (
+  scenario: ThroughputScenario,
   size: number,
-  samples: ReadonlyArray<ReadonlyArray<number | ReadonlyArray<number>>>
+  elapsed: ReadonlyArray<ReadonlyArray<number>>
 ): Array<ContenderResult> => {
+  const perRound = elapsed.map((runs) => runs.map((ms) => size / (ms / 1000)))
+  const headline = perRound.map((rounds) => spreadOf(rounds).median)
   const baselineIndex = scenario.contenders.findIndex((c) => c.baseline === true)
-  const higherIsBetter = scenario.kind === "throughput"
-  // One number per round: ops/s, or that round's p50
-  const perRound = samples.map((runs) =>
-    runs.map((run) => typeof run === "number" ? size / (run / 1000) : percentileSorted(sortNumbers(run), 0.5))
-  )
-  const pooled = samples.map((runs) =>
-    scenario.kind === "latency" ? sortNumbers(runs.flatMap((run) => run as ReadonlyArray<number>)) : []
-  )
-  const headline = (index: number): number =>
-    scenario.kind === "latency" ? percentileSorted(pooled[index]!, 0.5) : spreadOf(perRound[index]!).median
-  const baselineRounds = perRound[baselineIndex]!
+  const referenceIndex = scenario.contenders.findIndex((c) => c.reference === true)
   return scenario.contenders.map((contender, index) => {
     const rounds = perRound[index]!
-    const ratio = headline(index) / headline(baselineIndex)
-    const pairedRatio = spreadOf(rounds.map((value, round) => value / baselineRounds[round]!))
     const base = {
       name: contender.name,
       baseline: index === baselineIndex,
       rounds,
       spread: spreadOf(rounds),
-      ratio,
-      pairedRatio
+      ...compare(headline[index]!, rounds, headline[baselineIndex]!, perRound[baselineIndex]!),
+      ...(referenceIndex < 0
+        ? {}
+        : { reference: compare(headline[index]!, rounds, headline[referenceIndex]!, perRound[referenceIndex]!) })
     }
-    const withLatency = scenario.kind === "latency"
-      ? {
-        ...base,
+    return contender.target === undefined ? base : { ...base, ...judge(contender.target, true, base) }
+  })
+}
+
+const summarizeLatency = (
+  scenario: LatencyScenario,
+  samples: ReadonlyArray<ReadonlyArray<LatencySample>>
+): Array<ContenderResult> => {
+  const baselineIndex = scenario.contenders.findIndex((c) => c.baseline === true)
+  const referenceIndex = scenario.contenders.findIndex((c) => c.reference === true)
+  const phases: ReadonlyArray<string | undefined> = scenario.phases ?? [undefined]
+  return phases.flatMap((phase, phaseIndex) => {
+    // One number per round: that round's p50 in this phase
+    const perRound = samples.map((runs) =>
+      runs.map((run) => percentileSorted(sortNumbers(run.phases[phaseIndex]!), 0.5))
+    )
+    const pooled = samples.map((runs) => sortNumbers(runs.flatMap((run) => run.phases[phaseIndex]!)))
+    const headline = pooled.map((sorted) => percentileSorted(sorted, 0.5))
+    return scenario.contenders.map((contender, index): ContenderResult => {
+      const rounds = perRound[index]!
+      const countNames = [...new Set(samples[index]!.flatMap((run) => Object.keys(run.counts)))]
+      const base = {
+        name: contender.name,
+        ...(phase === undefined ? {} : { phase }),
+        baseline: index === baselineIndex,
+        rounds,
+        spread: spreadOf(rounds),
         latency: {
-          p50: percentileSorted(pooled[index]!, 0.5),
+          p50: headline[index]!,
           p95: percentileSorted(pooled[index]!, 0.95),
           p99: percentileSorted(pooled[index]!, 0.99),
           calls: pooled[index]!.length
-        }
+        },
+        ...compare(headline[index]!, rounds, headline[baselineIndex]!, perRound[baselineIndex]!),
+        ...(referenceIndex < 0
+          ? {}
+          : { reference: compare(headline[index]!, rounds, headline[referenceIndex]!, perRound[referenceIndex]!) }),
+        ...(countNames.length === 0 ? {} : {
+          counts: Object.fromEntries(
+            countNames.map((name) => [name, samples[index]!.map((run) => run.counts[name] ?? NaN)])
+          )
+        })
       }
-      : base
-    if (contender.target === undefined) return withLatency
-    const target = contender.target
-    const meets = (r: number) => higherIsBetter ? r >= target : r <= target
-    return {
-      ...withLatency,
-      target,
-      verdict: meets(ratio) ? "PASS" : "BELOW",
-      marginal: meets(pairedRatio.p25) !== meets(pairedRatio.p75)
-    }
+      const target = (phase === undefined ? undefined : contender.phaseTargets?.[phase]) ?? contender.target
+      return target === undefined ? base : { ...base, ...judge(target, false, base) }
+    })
   })
 }
 
@@ -368,13 +552,28 @@ const formatRate = (opsPerSecond: number): string =>
 const formatMillis = (ms: number): string =>
   ms < 1 ? `${(ms * 1000).toFixed(1)}µs` : ms < 1000 ? `${ms.toFixed(2)}ms` : `${(ms / 1000).toFixed(2)}s`
 
-const formatRatio = (ratio: number): string => `${ratio >= 100 ? ratio.toFixed(0) : ratio.toFixed(2)}×`
+const formatRatio = (ratio: number): string =>
+  `${ratio >= 100 ? ratio.toFixed(0) : ratio >= 0.01 || ratio === 0 ? ratio.toFixed(2) : ratio.toPrecision(1)}×`
 
-const formatTarget = (result: ContenderResult, kind: Scenario["kind"]): string =>
-  result.target === undefined ? "" : `${kind === "throughput" ? "≥" : "≤"} ${formatRatio(result.target)}`
+const formatPaired = (paired: Spread): string => `${formatRatio(paired.p25)}–${formatRatio(paired.p75)}`
+
+const formatTarget = (target: Target | undefined, kind: Scenario["kind"]): string =>
+  target === undefined
+    ? ""
+    : typeof target === "number"
+    ? `${kind === "throughput" ? "≥" : "≤"} ${formatRatio(target)}`
+    : `p50 ≤ ${formatMillis(target.p50Millis)}`
 
 const formatVerdict = (result: ContenderResult): string =>
   result.verdict === undefined ? "" : `${result.verdict}${result.marginal === true ? "~" : ""}`
+
+/** A run's counts over the measured rounds: the value when it never changed, else min–max. */
+const formatCount = (values: ReadonlyArray<number> | undefined): string => {
+  if (values === undefined || values.length === 0) return ""
+  const { max, min } = spreadOf(values)
+  const format = (n: number) => n.toLocaleString("en-US")
+  return min === max ? format(min) : `${format(min)}–${format(max)}`
+}
 
 /** Pads every column to its widest cell: text left-aligned, numbers right-aligned. */
 const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
@@ -382,6 +581,12 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
   const line = (cells: ReadonlyArray<string>) =>
     cells.map((cell, c) => c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)).join("  ").trimEnd()
   return [line(header), widths.map((w) => "─".repeat(w)).join("  "), ...rows.map(line)].join("\n")
+}
+
+interface Column {
+  readonly header: string
+  /** `first`: the first row of its contender (the only one without phases). */
+  readonly cell: (result: ContenderResult, first: boolean) => string
 }
 
 /**
@@ -392,60 +597,87 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
  */
 export const formatResult = (result: ScenarioResult): string => {
   const title = `${result.name} — ${result.description}`
+  const phased = result.phases === undefined ? "" : ` (phases: ${result.phases.join(", ")})`
   const setting = `${result.kind}, ${
     result.size.toLocaleString("en-US")
-  } ${result.unit} per run, ${result.warmup} warm-up + ${result.rounds} measured rounds interleaved, ${
+  } ${result.unit} per run${phased}, ${result.warmup} warm-up + ${result.rounds} measured rounds interleaved, ${
     (result.durationMs / 1000).toFixed(1)
   }s`
   const baseline = result.contenders.find((c) => c.baseline)!
-  const rows = result.contenders.map((c) => {
-    const name = c.baseline ? `${c.name} (floor)` : c.name
-    const paired = c.baseline ? "" : `${formatRatio(c.pairedRatio.p25)}–${formatRatio(c.pairedRatio.p75)}`
-    const mark = [formatTarget(c, result.kind), formatVerdict(c)]
-    if (result.kind === "throughput") {
-      return [
-        name,
-        formatRate(c.spread.median),
-        `${formatRate(c.spread.p25)}–${formatRate(c.spread.p75)}`,
-        `${formatRate(c.spread.min)}–${formatRate(c.spread.max)}`,
-        formatRatio(c.ratio),
-        paired,
-        ...mark
-      ]
-    }
-    return [
-      name,
-      formatMillis(c.latency!.p50),
-      formatMillis(c.latency!.p95),
-      formatMillis(c.latency!.p99),
-      `${formatMillis(c.spread.min)}–${formatMillis(c.spread.max)}`,
-      formatRatio(c.ratio),
-      paired,
-      ...mark
-    ]
-  })
-  const header = result.kind === "throughput"
+  const counts = [...new Set(result.contenders.flatMap((c) => Object.keys(c.counts ?? {})))]
+  const name: Column = {
+    header: "contender",
+    cell: (c, first) => first ? (c.baseline ? `${c.name} (floor)` : c.name) : ""
+  }
+  const ratios: ReadonlyArray<Column> = [
+    { header: result.kind === "throughput" ? "× floor" : "p50 × floor", cell: (c) => formatRatio(c.ratio) },
+    { header: "per-round ×", cell: (c) => c.baseline ? "" : formatPaired(c.pairedRatio) },
+    ...(result.reference === undefined ? [] : [
+      {
+        header: "× ref",
+        cell: (c: ContenderResult) => c.name === result.reference ? "(ref)" : formatRatio(c.reference!.ratio)
+      },
+      {
+        header: "per-round × ref",
+        cell: (c: ContenderResult) => c.name === result.reference ? "" : formatPaired(c.reference!.pairedRatio)
+      }
+    ])
+  ]
+  const verdict: ReadonlyArray<Column> = result.contenders.some((c) => c.target !== undefined)
     ? [
-      "contender",
-      `${result.unit}/s median`,
-      "p25–p75",
-      "min–max",
-      "× floor",
-      "per-round ×",
-      "target",
-      "verdict"
+      { header: "target", cell: (c) => formatTarget(c.target, result.kind) },
+      { header: "verdict", cell: formatVerdict }
     ]
-    : ["contender", "p50", "p95", "p99", "p50 min–max", "p50 × floor", "per-round ×", "target", "verdict"]
-  // Target and verdict columns only when some contender has a target
-  const columns = result.contenders.some((c) => c.target !== undefined) ? header.length : header.length - 2
-  const legend = result.kind === "throughput"
-    ? `× floor: median ÷ ${baseline.name}'s median (higher is better); per-round ×: p25–p75 of the same ratio within each round`
-    : `× floor: p50 ÷ ${baseline.name}'s p50 (lower is better); per-round ×: p25–p75 of the same ratio within each round`
-  const marginal = result.contenders.some((c) => c.marginal === true)
-    ? "\n~: the per-round ratios straddle the target, the verdict is within noise"
-    : ""
-  const shown = table(header.slice(0, columns), rows.map((row) => row.slice(0, columns)))
-  return `${title}\n${setting}\n\n${shown}\n\n${legend}${marginal}`
+    : []
+  const columns: ReadonlyArray<Column> = result.kind === "throughput"
+    ? [
+      name,
+      { header: `${result.unit}/s median`, cell: (c) => formatRate(c.spread.median) },
+      { header: "p25–p75", cell: (c) => `${formatRate(c.spread.p25)}–${formatRate(c.spread.p75)}` },
+      { header: "min–max", cell: (c) => `${formatRate(c.spread.min)}–${formatRate(c.spread.max)}` },
+      ...ratios,
+      ...verdict
+    ]
+    : [
+      name,
+      ...(result.phases === undefined ? [] : [{ header: "phase", cell: (c: ContenderResult) => c.phase ?? "" }]),
+      { header: "p50", cell: (c) => formatMillis(c.latency!.p50) },
+      { header: "p95", cell: (c) => formatMillis(c.latency!.p95) },
+      { header: "p99", cell: (c) => formatMillis(c.latency!.p99) },
+      { header: "p50 min–max", cell: (c) => `${formatMillis(c.spread.min)}–${formatMillis(c.spread.max)}` },
+      ...ratios,
+      ...counts.map((count): Column => ({
+        header: count,
+        cell: (c, first) => first ? formatCount(c.counts?.[count]) : ""
+      })),
+      ...verdict
+    ]
+  // Without phases every result is its contender's first row; with phases, results come phase by
+  // phase and are shown contender by contender.
+  const ordered = result.phases === undefined
+    ? result.contenders.map((c) => ({ c, first: true }))
+    : [...new Set(result.contenders.map((c) => c.name))].flatMap((contender) =>
+      result.contenders.filter((c) => c.name === contender).map((c, i) => ({ c, first: i === 0 }))
+    )
+  const shown = table(
+    columns.map((column) => column.header),
+    ordered.map(({ c, first }) => columns.map((column) => column.cell(c, first)))
+  )
+  const legend = [
+    result.kind === "throughput"
+      ? `× floor: median ÷ ${baseline.name}'s median (higher is better); per-round ×: p25–p75 of the same ratio within each round`
+      : `× floor: p50 ÷ ${baseline.name}'s p50${
+        result.phases === undefined ? "" : " in the same phase"
+      } (lower is better); per-round ×: p25–p75 of the same ratio within each round`,
+    ...(result.reference === undefined ? [] : [`× ref: the same ratios against ${result.reference}`]),
+    ...(counts.length === 0
+      ? []
+      : [`${counts.join(", ")}: per run, over the measured rounds (min–max when it varied)`]),
+    ...(result.contenders.some((c) => c.marginal === true)
+      ? ["~: the per-round ratios (or p50s) straddle the target, the verdict is within noise"]
+      : [])
+  ]
+  return `${title}\n${setting}\n\n${shown}\n\n${legend.join("\n")}`
 }
 
 /**
@@ -455,13 +687,22 @@ export const formatResult = (result: ScenarioResult): string => {
  * @category formatting
  */
 export const formatSummary = (result: ScenarioResult): string => {
-  const baseline = result.contenders.find((c) => c.baseline)!
+  const label = (c: ContenderResult) => c.phase === undefined ? c.name : `${c.name} ${c.phase}`
   const parts = result.contenders.filter((c) => !c.baseline).map((c) => {
-    const verdict = c.verdict === undefined ? "" : ` (target ${formatTarget(c, result.kind)}: ${formatVerdict(c)})`
-    return `${c.name} ${formatRatio(c.ratio)}${verdict}`
+    const reference = c.reference === undefined || c.name === result.reference
+      ? ""
+      : ` (${formatRatio(c.reference.ratio)} ref)`
+    const p50 = c.target !== undefined && typeof c.target !== "number" ? ` p50 ${formatMillis(c.latency!.p50)}` : ""
+    const verdict = c.verdict === undefined
+      ? ""
+      : ` (target ${formatTarget(c.target, result.kind)}: ${formatVerdict(c)})`
+    return `${label(c)} ${formatRatio(c.ratio)}${reference}${p50}${verdict}`
   })
+  const baselines = result.contenders.filter((c) => c.baseline)
   const floor = result.kind === "throughput"
-    ? `${formatRate(baseline.spread.median)} ${result.unit}/s`
-    : `p50 ${formatMillis(baseline.latency!.p50)}`
-  return `${result.name}: ${parts.join(", ")} — vs ${baseline.name} at ${floor}`
+    ? `${formatRate(baselines[0]!.spread.median)} ${result.unit}/s`
+    : baselines.map((c) => `${c.phase === undefined ? "" : `${c.phase} `}p50 ${formatMillis(c.latency!.p50)}`).join(
+      ", "
+    )
+  return `${result.name}: ${parts.join(", ")} — vs ${baselines[0]!.name} at ${floor}`
 }

@@ -16,15 +16,24 @@
 import * as os from "node:os"
 import { parseArgs } from "node:util"
 import * as Harness from "./harness.js"
+import { cacheFirstHit } from "./scenarios/cacheFirstHit.js"
+import { failoverHungUpstream } from "./scenarios/failoverHungUpstream.js"
 import { hotHit } from "./scenarios/hotHit.js"
+import { stampedeColdKey, stampedeManyKeys } from "./scenarios/stampede.js"
 
-const scenarios: ReadonlyArray<Harness.Scenario> = [hotHit]
+const scenarios: ReadonlyArray<Harness.Scenario> = [
+  hotHit,
+  cacheFirstHit,
+  failoverHungUpstream,
+  stampedeColdKey,
+  stampedeManyKeys
+]
 
 const usage = `usage: pnpm bench -- [--quick] [--json] [--rounds N] [filter...]
 
   --quick      1 warm-up + 3 rounds with each scenario's small size (smoke run)
   --json       write the results to stdout as JSON; tables and progress go to stderr
-  --rounds N   measured rounds (default 15, quick 3)
+  --rounds N   measured rounds (default 15 or the scenario's own, quick 3)
   filter       run only scenarios whose name contains one of these substrings
 
 scenarios: ${scenarios.map((s) => s.name).join(", ")}`
