@@ -175,7 +175,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const policy = yield* TimePolicy.make({ lifetime: options.timeToLive })
     const capacity = yield* positiveInteger("capacity", options.capacity ?? 1_000)
     const namespace = options.namespace ?? strategy
-    const deriveKey = internal.keyDeriver(namespace, options.name, options.key)
+    const deriveKey = yield* internal.keyDeriver(namespace, options.name, options.key)
     const schema = options.schema
     const count = internal.outcomeCounter(strategy)
     const scope = yield* Effect.scope
@@ -220,12 +220,19 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
             })
           )
         )
-        return Effect.tap(Effect.forkIn(run, scope), (fiber) => Effect.sync(() => loading.set(request.key, fiber)))
+        // a load that completed synchronously has nothing left to join
+        return Effect.tap(internal.forkNow(run, scope), (fiber) =>
+          Effect.sync(() => {
+            if (fiber.unsafePoll() === null) loading.set(request.key, fiber)
+          }))
       })
 
     const getWithOutcome = (...args: Args): Effect.Effect<Outcome.Outcome<A>, E | CacheKey.CacheKeyError> =>
       Effect.flatMap(deriveKey(args), (key) => {
         const request = new Request(key, args)
+        // a load already running: join it without asking the Cache (stampedes)
+        const running = loading.get(key)
+        if (running !== undefined) return joinAndServe(running, clock.unsafeCurrentTimeMillis())
         return Effect.flatMap(cache.getOptionComplete(request), (cached) => {
           const now = clock.unsafeCurrentTimeMillis()
           if (Option.isSome(cached)) {
@@ -241,7 +248,10 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       })
 
     const loadAndServe = (request: Request<Args>, startedAt: number) =>
-      Effect.flatMap(Effect.flatMap(load(request), Fiber.join), (entry) =>
+      Effect.flatMap(load(request), (fiber) => joinAndServe(fiber, startedAt))
+
+    const joinAndServe = (fiber: Fiber.Fiber<CacheEntry.CacheEntry<A>, E>, startedAt: number) =>
+      Effect.flatMap(Fiber.join(fiber), (entry) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
           // fetched during this call: a miss; otherwise another process's value from the store
           const status = entry.createdAt >= startedAt ? "miss" : "hit"

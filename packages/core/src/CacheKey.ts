@@ -20,6 +20,7 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
+import { LRUCache } from "lru-cache"
 
 /**
  * @since 0.1.0
@@ -171,10 +172,70 @@ export const prefix = (namespace: string, name?: string | undefined): string =>
  * @since 0.1.0
  * @category utils
  */
-export const digest = (canonical: string): string =>
-  Encoding.encodeBase64Url(sha256(textEncoder.encode(canonical)).subarray(0, 16))
+export const digest = (canonical: string): string => {
+  let cached = recentDigests.get(canonical)
+  if (cached === undefined) {
+    cached = Encoding.encodeBase64Url(sha256(textEncoder.encode(canonical)).subarray(0, 16))
+    recentDigests.set(canonical, cached)
+  }
+  return cached
+}
 
 const textEncoder = new TextEncoder()
+
+// Hashing costs microseconds and hot keys are derived over and over (every call of a cached
+// function): remember the digests of recent encodings. Bounded, so memory stays small.
+const recentDigests = new LRUCache<string, string>({ max: 4_096 })
+
+/**
+ * Validates `namespace` and `name` once and returns a function deriving key strings
+ * (`CacheKey.value`) from arguments: the fast path strategies use on every call.
+ *
+ * @example
+ * ```ts
+ * import { CacheKey } from "@stalewise/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const keyOf = yield* CacheKey.deriver("users", "get")
+ *   return yield* keyOf([42]) // "users:get:<digest>"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const deriver = (
+  namespace: string,
+  name: string
+): Either.Either<(args: unknown) => Either.Either<string, CacheKeyError>, CacheKeyError> =>
+  Either.gen(function*() {
+    yield* validateSegment(namespace, "namespace")
+    yield* validateSegment(name, "name")
+    const keyPrefix = `${namespace}:${name}:`
+    return (args: unknown) => Either.map(encode(args), (canonical) => keyPrefix + digest(canonical))
+  })
+
+/**
+ * Like {@link deriver}, for ids the caller computes (the role of a user `key` function): an id
+ * is used verbatim; an empty one fails with `CacheKeyError` (reason `InvalidSegment`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const idDeriver = (
+  namespace: string,
+  name: string
+): Either.Either<(id: string) => Either.Either<string, CacheKeyError>, CacheKeyError> =>
+  Either.gen(function*() {
+    yield* validateSegment(namespace, "namespace")
+    yield* validateSegment(name, "name")
+    const keyPrefix = `${namespace}:${name}:`
+    return (id: string) =>
+      id.length === 0
+        ? Either.left(new CacheKeyError({ reason: "InvalidSegment", path: "id", found: "\"\"" }))
+        : Either.right(keyPrefix + id)
+  })
 
 /**
  * The canonical, type-tagged encoding of a value. Two values get the same encoding exactly when

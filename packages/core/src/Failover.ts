@@ -146,6 +146,8 @@ interface InFlight<A, E> {
   fiber: Fiber.RuntimeFiber<void> | undefined
   /** A caller's deadline passed: later callers serve the cached value at once. */
   overdue: boolean
+  /** The stored value as the first caller read it; callers joining the call reuse the read. */
+  stored: Option.Option<CacheEntry<A>> | undefined
 }
 
 const strategy = "failover"
@@ -200,7 +202,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
     const store = yield* CacheStore
     const scope = yield* Effect.scope
     const context = yield* Effect.context<R>()
-    const deriveKey = internal.keyDeriver(options.namespace ?? strategy, options.name, options.key)
+    const deriveKey = yield* internal.keyDeriver(options.namespace ?? strategy, options.name, options.key)
     const schema = options.schema
     const fallbackOn = options.fallbackOn ?? (() => true)
     const fallbackOnDefect = options.fallbackOnDefect ?? false
@@ -215,7 +217,12 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       Effect.suspend(() => {
         const running = singleFlight ? inflight.get(key) : undefined
         if (running !== undefined) return Effect.succeed(running)
-        const call: InFlight<A, E> = { deferred: Deferred.unsafeMake(FiberId.none), fiber: undefined, overdue: false }
+        const call: InFlight<A, E> = {
+          deferred: Deferred.unsafeMake(FiberId.none),
+          fiber: undefined,
+          overdue: false,
+          stored: undefined
+        }
         if (singleFlight) inflight.set(key, call)
         const run = internal.upstream(strategy, key, options.lookup(...args)).pipe(
           Effect.provide(context),
@@ -239,7 +246,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
             })
           )
         )
-        return Effect.map(Effect.forkIn(run, scope), (fiber) => {
+        return Effect.map(internal.forkNow(run, scope), (fiber) => {
           call.fiber = fiber
           return call
         })
@@ -306,15 +313,19 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       )
     }
 
+    const decide = (key: string, call: InFlight<A, E>, stored: Option.Option<CacheEntry<A>>) =>
+      Option.isNone(stored) ? withoutCached(key, call) : withCached(key, call, stored.value)
+
     const getWithOutcome = (...args: Args): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> =>
       Effect.flatMap(deriveKey(args), (key) =>
         Effect.flatMap(join(key, args), (call) =>
-          Effect.flatMap(
+          // in a stampede, one store read serves every caller of the shared call
+          call.stored !== undefined ? decide(key, call, call.stored) : Effect.flatMap(
             internal.readDegraded(store, key, schema, strategy),
-            Option.match({
-              onNone: () => withoutCached(key, call),
-              onSome: (cached) => withCached(key, call, cached)
-            })
+            (stored) => {
+              call.stored = stored
+              return decide(key, call, stored)
+            }
           )))
 
     const failoverFn: Failover<Args, A, E> = {

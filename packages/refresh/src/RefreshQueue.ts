@@ -199,6 +199,27 @@ const drop = (request: RefreshRequest, why: string): Effect.Effect<void> =>
 const rejected = (request: RefreshRequest, overflow: Overflow, why: string): Effect.Effect<Offered> =>
   overflow === "skip" ? Effect.as(drop(request, why), "dropped" as const) : Effect.succeed("run-synchronously" as const)
 
+/**
+ * The answer of a queue that cannot take a request (full, shutting down, its backend
+ * unreachable), by its `overflow` fallback: `skip` counts the request in
+ * `CacheMetrics.refreshes{result=dropped}`, logs `reason` at warning level and answers `dropped`;
+ * `refresh-synchronously` answers `run-synchronously` (the caller refreshes and does its own
+ * accounting). For custom queues, so that every queue loses nothing silently in the same way.
+ *
+ * @example
+ * ```ts
+ * import { RefreshQueue } from "@stalewise/refresh"
+ *
+ * // A queue that is always full.
+ * const Full = RefreshQueue.make({ offer: (request) => RefreshQueue.fallback(request, "skip", "always full") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const fallback = (request: RefreshRequest, overflow: Overflow, reason: string): Effect.Effect<Offered> =>
+  rejected(request, overflow, reason)
+
 /** Runs a request through the registry; a request that cannot run is dropped, counted and logged. */
 const runRequest = (registry: JobRegistry.JobRegistry.Service, request: RefreshRequest): Effect.Effect<void> =>
   registry.lookup(request.job).pipe(

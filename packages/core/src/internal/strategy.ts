@@ -2,18 +2,23 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import type { CacheEntry } from "../CacheEntry.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import type * as CacheStore from "../CacheStore.js"
 import * as Outcome from "../Outcome.js"
+import { PolicyError } from "../PolicyError.js"
 
 /**
  * How a strategy derives the key of a call: a user `key` function (its result is the id), or
- * the canonical encoding of the arguments.
+ * the canonical encoding of the arguments. The namespace and name are checked once, here: an
+ * invalid one is a `PolicyError` when the strategy is built.
  *
  * @internal
  */
@@ -21,10 +26,15 @@ export const keyDeriver = <Args extends ReadonlyArray<unknown>>(
   namespace: string,
   name: string,
   key: ((...args: Args) => string) | undefined
-): (args: Args) => Either.Either<string, CacheKey.CacheKeyError> =>
-  key === undefined
-    ? (args) => Either.map(CacheKey.make(namespace, name, args), (k) => k.value)
-    : (args) => Either.map(CacheKey.fromId(namespace, name, key(...args)), (k) => k.value)
+): Either.Either<(args: Args) => Either.Either<string, CacheKey.CacheKeyError>, PolicyError> => {
+  const invalid = (error: CacheKey.CacheKeyError) =>
+    new PolicyError({ reason: "InvalidValue", option: error.path, detail: error.message })
+  if (key === undefined) return Either.mapLeft(CacheKey.deriver(namespace, name), invalid)
+  return Either.map(
+    Either.mapLeft(CacheKey.idDeriver(namespace, name), invalid),
+    (fromId) => (args: Args) => fromId(key(...args))
+  )
+}
 
 /**
  * Reads the store, degrading a store failure to a miss (already counted by the store; logged here).
@@ -138,3 +148,16 @@ export const fromEntry = <A>(
     age: Duration.millis(Math.max(0, now - entry.createdAt)),
     fetchedSynchronously: options?.fetchedSynchronously ?? false
   })
+
+/**
+ * Forks `effect` into `scope` and starts it at once, on the current fiber's runtime (so it keeps
+ * the caller's services, clock and span), instead of queueing it behind the fibers already
+ * scheduled: in a stampede of N callers the upstream call starts before the other N - 1 run.
+ *
+ * @internal
+ */
+export const forkNow = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  scope: Scope.Scope
+): Effect.Effect<Fiber.RuntimeFiber<A, E>, never, R> =>
+  Effect.flatMap(Effect.runtime<R>(), (runtime) => Effect.sync(() => Runtime.runFork(runtime, effect, { scope })))

@@ -63,10 +63,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     const policy = yield* RefreshPolicy.make(options)
     const name = options.name
     const namespace = options.namespace ?? defaultNamespace
-    yield* Effect.mapError(
-      CacheKey.fromId(namespace, name, "_"),
-      (error) => invalid(error.path, `${error.found} is not a key segment: it must be non-empty, without ":"`)
-    )
+    const segmentError = (error: CacheKey.CacheKeyError) =>
+      invalid(error.path, `${error.found} is not a key segment: it must be non-empty, without ":"`)
+    // namespace and name are checked once, here; each call only encodes its arguments
+    const fromArgs = yield* Effect.mapError(CacheKey.deriver(namespace, name), segmentError)
+    const fromId = yield* Effect.mapError(CacheKey.idDeriver(namespace, name), segmentError)
     if (!policy.fetchOnMiss && options.empty === undefined) {
       return yield* invalid("empty", "fetchOnMiss: false needs an empty value for misses to return")
     }
@@ -106,12 +107,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     const keyId = options.key
     const prepareArgs = options.prepareArgs
     const keyOf = (args: Args): Either.Either<string, CacheKey.CacheKeyError> =>
-      Either.map(
-        keyId !== undefined
-          ? CacheKey.fromId(namespace, name, keyId(...args))
-          : CacheKey.make(namespace, name, prepareArgs !== undefined ? prepareArgs(...args) : args),
-        (key) => key.value
-      )
+      keyId !== undefined
+        ? fromId(keyId(...args))
+        : fromArgs(prepareArgs !== undefined ? prepareArgs(...args) : args)
 
     const entryOf = (value: A): Effect.Effect<CacheEntry.CacheEntry<A>> => {
       const make = (lifetime: number) => {

@@ -1,0 +1,21 @@
+import { Queue, Worker } from "bullmq"
+import { Redis } from "ioredis"
+const c = new Redis({ port: 16399, enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true })
+await c.connect()
+const q = new Queue("t1", { connection: c, defaultJobOptions: { removeOnComplete: true } })
+await q.waitUntilReady()
+const a = await q.add("j", { x: 1 }, { jobId: "k%3Aa/1", deduplication: { id: "k%3Aa" } })
+const b = await q.add("j", { x: 2 }, { jobId: "k%3Aa/2", deduplication: { id: "k%3Aa" } })
+console.log(a.id, b.id, await q.getJobCounts())
+const tmpl = c.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: true })
+let n = 0
+const w = new Worker("t1", async (job) => { n++; return "ok" }, { connection: tmpl, autorun: false })
+await w.waitUntilReady()
+w.run()
+await new Promise(r => setTimeout(r, 300))
+console.log("processed", n, await q.getJobCounts())
+const d = await q.add("j", { x: 3 }, { jobId: "k%3Aa/3", deduplication: { id: "k%3Aa" } })
+await new Promise(r => setTimeout(r, 300))
+console.log(d.id, "processed", n)
+const t0 = Date.now(); await w.close(); console.log("close ms", Date.now()-t0)
+await q.close(); console.log(c.status, tmpl.status); await c.quit()
