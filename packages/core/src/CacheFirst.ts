@@ -7,7 +7,6 @@
  * @since 0.1.0
  */
 import * as Cache from "effect/Cache"
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
@@ -250,14 +249,14 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const loadAndServe = (request: Request<Args>, startedAt: number) =>
       Effect.flatMap(load(request), (fiber) => joinAndServe(fiber, startedAt))
 
+    // `Fiber.await`, not `Fiber.join`: waiters take the load's result, not its FiberRefs
     const joinAndServe = (fiber: Fiber.Fiber<CacheEntry.CacheEntry<A>, E>, startedAt: number) =>
-      Effect.flatMap(Fiber.join(fiber), (entry) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
-          // fetched during this call: a miss; otherwise another process's value from the store
-          const status = entry.createdAt >= startedAt ? "miss" : "hit"
-          count(status)
-          return internal.fromEntry(entry, now, status, { fetchedSynchronously: true })
-        }))
+      Effect.map(Effect.flatten(Fiber.await(fiber)), (entry) => {
+        // fetched during this call: a miss; otherwise another process's value from the store
+        const status = entry.createdAt >= startedAt ? "miss" : "hit"
+        count(status)
+        return internal.fromEntry(entry, clock.unsafeCurrentTimeMillis(), status, { fetchedSynchronously: true })
+      })
 
     const self: CacheFirst<Args, A, E> = {
       [TypeId]: TypeId,
