@@ -1,4 +1,26 @@
 /**
+ * `BullRefreshQueue`: a `RefreshQueue` whose refreshes run in other processes, through BullMQ.
+ * The app side (`layer`) turns each refresh request into a BullMQ job, named after the Stalewise
+ * job, carrying the request as plain data; a request for a key that is already waiting, retrying
+ * or running collapses into that job (BullMQ deduplication). The worker side (`layerWorker`)
+ * takes jobs from the queue, finds each Stalewise job by name in its `JobRegistry`, decodes the
+ * arguments with the job's `argsSchema`, refreshes and writes under the key the caller computed.
+ * A failed refresh is retried with exponential back-off; a request that can never run (unknown
+ * job, arguments that do not decode) fails at once. A worker that dies mid-job leaves a job that
+ * BullMQ's stalled-job check hands to another worker.
+ *
+ * When Redis cannot take a request, `offer` answers with the queue's `overflow` fallback within
+ * the client's `commandTimeout` — the caller refreshes, or the request is dropped, counted and
+ * logged — never a silent loss and never a hang.
+ *
+ * `bullmq` is an optional peer dependency, loaded only when one of these layers is built:
+ * importing `RedisStore` or the package's main entry never loads it.
+ *
+ * @since 0.1.0
+ */
+export * as BullRefreshQueue from "./BullRefreshQueue.js"
+
+/**
  * `RedisClient`: one scoped ioredis connection as a service. `make` connects eagerly (failing with
  * a typed `RedisError` when the server cannot be reached within `connectTimeout`) and quits when
  * its scope closes; `use` runs a command through the client as an `Effect`, bounded by

@@ -1,0 +1,346 @@
+/** @internal */
+import * as PolicyError from "@stalewise/core/PolicyError"
+import * as TimePolicy from "@stalewise/core/TimePolicy"
+import { JobError } from "@stalewise/refresh/JobError"
+import * as JobRegistry from "@stalewise/refresh/JobRegistry"
+import * as RefreshQueue from "@stalewise/refresh/RefreshQueue"
+import type * as BullMQModule from "bullmq"
+import type { Job as BullJob, Queue as BullQueue, Worker as BullWorker } from "bullmq"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberSet from "effect/FiberSet"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type { Redis } from "ioredis"
+import * as Crypto from "node:crypto"
+import type * as BullRefreshQueue from "../BullRefreshQueue.js"
+import * as RedisClient from "../RedisClient.js"
+
+/** @internal */
+export const defaultQueueName = "stalewise-refresh"
+
+type BullMQ = typeof BullMQModule
+
+// bullmq is an optional peer dependency: loaded when a layer is built, never by importing this
+// package. Its absence is a deployment mistake, not a runtime condition to handle: a defect.
+const loadBullMQ: Effect.Effect<BullMQ> = Effect.tryPromise({
+  try: () => import("bullmq"),
+  catch: (cause) =>
+    new Error(
+      "@stalewise/redis: BullRefreshQueue needs the optional peer dependency bullmq (npm install bullmq)",
+      { cause }
+    )
+}).pipe(Effect.orDie)
+
+// --- Options ---------------------------------------------------------------------------------------
+
+const invalid = (option: string, detail: string) =>
+  new PolicyError.PolicyError({ reason: "InvalidValue", option, detail })
+
+const segment = (option: string, value: string): Either.Either<string, PolicyError.PolicyError> =>
+  value === "" || value.includes(":")
+    ? Either.left(invalid(option, `${JSON.stringify(value)} must be non-empty, without ":"`))
+    : Either.right(value)
+
+const resolveQueue = Effect.fnUntraced(function*(options: BullRefreshQueue.QueueOptions) {
+  const queueName = yield* segment("queueName", options.queueName ?? defaultQueueName)
+  const prefix = yield* segment("prefix", options.prefix ?? "bull")
+  return { queueName, prefix }
+})
+
+const millis = (option: string, input: Duration.DurationInput) =>
+  Either.map(TimePolicy.finiteDuration(option, input), Duration.toMillis)
+
+// --- Ids -------------------------------------------------------------------------------------------
+
+const escapeId = (segment: string): string =>
+  segment.replace(/[%/:]/g, (c) => c === "%" ? "%25" : c === "/" ? "%2F" : "%3A")
+
+/** @internal */
+export const deduplicationId = (request: { readonly job: string; readonly key: string }): string =>
+  `${escapeId(request.job)}/${escapeId(request.key)}`
+
+// --- Logging from BullMQ's callbacks ---------------------------------------------------------------
+
+const logger = (runtime: Runtime.Runtime<never>) => (effect: Effect.Effect<void>): void => {
+  Runtime.runFork(runtime)(effect)
+}
+
+// BullMQ reports connection trouble as "error" events (an EventEmitter without a listener would
+// throw them); like RedisClient's, they go to the Effect logger at debug level.
+const describeError = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+// --- The app side ----------------------------------------------------------------------------------
+
+const encodeRequest = Schema.encodeEither(RefreshQueue.RefreshRequest)
+
+/** @internal */
+export const make = Effect.fnUntraced(function*(
+  options: BullRefreshQueue.Options = {}
+): Effect.fn.Return<
+  RefreshQueue.RefreshQueue.Service,
+  PolicyError.PolicyError | RedisClient.RedisError,
+  RedisClient.RedisClient | JobRegistry.JobRegistry | Scope.Scope
+> {
+  const { prefix, queueName } = yield* resolveQueue(options)
+  const overflow = options.overflow ?? "skip"
+  const attempts = yield* PolicyError.positiveInteger("attempts", options.attempts ?? 3)
+  const backoffDelay = yield* millis("backoff.initial", options.backoff?.initial ?? "1 second")
+  const jitter = options.backoff?.jitter ?? 0
+  if (!(jitter >= 0 && jitter <= 1)) return yield* invalid("backoff.jitter", `${jitter} is not in [0, 1]`)
+  const keepFailed = yield* PolicyError.positiveInteger("keepFailed", options.keepFailed ?? 1_000)
+
+  const redis = yield* RedisClient.RedisClient
+  const registry = yield* JobRegistry.JobRegistry
+  const bullmq = yield* loadBullMQ
+  const log = logger(yield* Effect.runtime<never>())
+
+  const queue: BullQueue = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const queue = new bullmq.Queue(queueName, {
+        // Shared: BullMQ uses the caller's connection as it is and never closes it.
+        connection: redis.client,
+        prefix,
+        defaultJobOptions: {
+          attempts,
+          backoff: { type: "exponential", delay: backoffDelay, jitter },
+          // Completed jobs are of no further use (deduplication does not need them); failed ones
+          // are kept, a bounded number, for inspection.
+          removeOnComplete: true,
+          removeOnFail: { count: keepFailed }
+        }
+      })
+      queue.on("error", (error) =>
+        log(
+          Effect.logDebug("stalewise: BullMQ queue error", describeError(error)).pipe(
+            Effect.annotateLogs({ queue: queueName })
+          )
+        ))
+      return queue
+    }),
+    // The connection is not BullMQ's to close, so this has nothing to wait for; bounded all the same.
+    (queue) => Effect.ignore(Effect.timeout(Effect.interruptible(closeQuietly(queue.close())), "5 seconds"))
+  )
+  // BullMQ loads its scripts and checks the server's version on the shared connection.
+  yield* redis.use("bullmq.connect", () => queue.waitUntilReady())
+
+  let open = true
+  yield* Effect.addFinalizer(() => Effect.sync(() => open = false))
+
+  const unavailable = (request: RefreshQueue.RefreshRequest, reason: string): Effect.Effect<RefreshQueue.Offered> =>
+    overflow === "skip"
+      ? RefreshQueue.fallback(request, overflow, reason)
+      : Effect.zipRight(
+        Effect.logWarning(`stalewise: refresh not enqueued (${reason}), the caller refreshes`).pipe(
+          Effect.annotateLogs({ job: request.job, key: request.key })
+        ),
+        RefreshQueue.fallback(request, overflow, reason)
+      )
+
+  const add = (request: RefreshQueue.RefreshRequest): Effect.Effect<RefreshQueue.Offered> => {
+    const data = encodeRequest(request)
+    if (Either.isLeft(data)) return unavailable(request, "the request does not encode")
+    const deduplication = deduplicationId(request)
+    // A fresh id per offer: when BullMQ answers with another id, a job for the key was there.
+    const jobId = `${deduplication}/${Crypto.randomUUID()}`
+    const added = redis.use(
+      "bullmq.add",
+      () => queue.add(request.job, data.right, { jobId, deduplication: { id: deduplication } })
+    )
+    return added.pipe(
+      Effect.map((job): RefreshQueue.Offered => job.id === jobId ? "enqueued" : "duplicate"),
+      Effect.catchAll((error) => unavailable(request, error.message)),
+      Effect.withSpan("stalewise.bullmq.add", {
+        kind: "producer",
+        attributes: { "stalewise.job": request.job, "messaging.destination.name": queueName }
+      })
+    )
+  }
+
+  return RefreshQueue.make({
+    offer: (request) =>
+      Effect.suspend(() => {
+        if (!open) return unavailable(request, "refresh queue is shutting down")
+        return registry.lookup(request.job).pipe(
+          Effect.map((entry) => entry.serializable),
+          // A job this process does not know may be known to the workers: send it.
+          Effect.orElseSucceed(() => true),
+          Effect.flatMap((serializable) =>
+            serializable
+              ? add(request)
+              : unavailable(request, "the job has no argsSchema: its requests cannot cross a process boundary")
+          )
+        )
+      })
+  })
+})
+
+// --- The worker side -------------------------------------------------------------------------------
+
+type Processed =
+  | { readonly _tag: "Done"; readonly result: "succeeded" | "skipped" }
+  | { readonly _tag: "Failed" }
+  | { readonly _tag: "Unrecoverable"; readonly error: JobError }
+
+const decodeRequest = Schema.decodeUnknown(RefreshQueue.RefreshRequest)
+
+const processJob = (job: BullJob): Effect.Effect<Processed, never, JobRegistry.JobRegistry> =>
+  decodeRequest(job.data).pipe(
+    Effect.mapError((error) =>
+      new JobError({
+        reason: "InvalidArgs",
+        job: job.name,
+        detail: "the BullMQ job's data is not a refresh request",
+        cause: error
+      })
+    ),
+    Effect.flatMap((request) =>
+      JobRegistry.run(request).pipe(
+        Effect.map((result): Processed => result === "failed" ? { _tag: "Failed" } : { _tag: "Done", result }),
+        Effect.catchAll((error) =>
+          // The request can never run here: counted and logged once, as a dropped refresh.
+          Effect.as(
+            RefreshQueue.fallback(request, "skip", error.message),
+            { _tag: "Unrecoverable", error } as const
+          )
+        )
+      )
+    ),
+    Effect.catchAll((error) =>
+      Effect.as(
+        Effect.logWarning(`stalewise: refresh dropped (${error.message})`).pipe(
+          Effect.annotateLogs({ job: job.name, bullmqJob: job.id ?? "" })
+        ),
+        { _tag: "Unrecoverable", error } as const
+      )
+    ),
+    Effect.withSpan("stalewise.bullmq.process", {
+      kind: "consumer",
+      attributes: { "stalewise.job": job.name, "messaging.message.id": job.id ?? "" }
+    })
+  )
+
+// Awaits a BullMQ close, whatever it says: closing must not fail a finalizer.
+const closeQuietly = (closing: Promise<void>): Effect.Effect<void> => Effect.ignore(Effect.tryPromise(() => closing))
+
+/** @internal */
+export const makeWorker = Effect.fnUntraced(function*(
+  options: BullRefreshQueue.WorkerOptions = {}
+): Effect.fn.Return<
+  void,
+  PolicyError.PolicyError | RedisClient.RedisError,
+  RedisClient.RedisClient | JobRegistry.JobRegistry | Scope.Scope
+> {
+  const { prefix, queueName } = yield* resolveQueue(options)
+  const concurrency = yield* PolicyError.positiveInteger("concurrency", options.concurrency ?? 4)
+  const lockDuration = yield* millis("lockDuration", options.lockDuration ?? "30 seconds")
+  const stalledInterval = yield* millis("stalledInterval", options.stalledInterval ?? "30 seconds")
+  const maxStalledCount = options.maxStalledCount ?? 1
+  if (!(Number.isSafeInteger(maxStalledCount) && maxStalledCount >= 0)) {
+    return yield* invalid("maxStalledCount", `${maxStalledCount} is not a non-negative integer`)
+  }
+  const connectTimeout = Duration.decode(options.connectTimeout ?? "10 seconds")
+  const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "10 seconds")
+
+  const redis = yield* RedisClient.RedisClient
+  const bullmq = yield* loadBullMQ
+  const log = logger(yield* Effect.runtime<never>())
+  const annotate = Effect.annotateLogs({ queue: queueName })
+
+  // Refreshes run as fibers of this scope, so that shutdown can interrupt what will not finish.
+  const fibers = yield* FiberSet.make<Processed>()
+  const run = yield* FiberSet.runtimePromise(fibers)<JobRegistry.JobRegistry>()
+
+  // BullMQ makes its two connections (commands, and the blocking fetch) by duplicating this one.
+  // Worker connections wait through outages instead of failing: nobody is waiting on a worker.
+  const template: Redis = yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      redis.client.duplicate({ lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: null })
+    ),
+    (client) => Effect.sync(() => client.disconnect())
+  )
+
+  const processor = async (job: BullJob): Promise<string> => {
+    const processed = await run(processJob(job))
+    switch (processed._tag) {
+      case "Done":
+        return processed.result
+      case "Unrecoverable":
+        throw new bullmq.UnrecoverableError(processed.error.message)
+      case "Failed": {
+        const attempts = job.opts.attempts ?? 1
+        const last = job.attemptsMade + 1 >= attempts
+        log(
+          (last
+            ? Effect.logWarning(`stalewise: refresh failed ${attempts} times, given up`)
+            : Effect.logDebug(`stalewise: refresh failed (attempt ${job.attemptsMade + 1} of ${attempts}), will retry`))
+            .pipe(Effect.annotateLogs({ job: job.name, bullmqJob: job.id ?? "" }), annotate)
+        )
+        throw new Error(`refresh of ${job.name} failed`)
+      }
+    }
+  }
+
+  const worker: BullWorker = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const worker = new bullmq.Worker(queueName, processor, {
+        connection: template,
+        prefix,
+        autorun: false,
+        concurrency,
+        lockDuration,
+        stalledInterval,
+        maxStalledCount,
+        ...(options.workerName === undefined ? {} : { name: options.workerName })
+      })
+      worker.on(
+        "error",
+        (error) => log(Effect.logDebug("stalewise: BullMQ worker error", describeError(error)).pipe(annotate))
+      )
+      worker.on("stalled", (jobId) =>
+        log(
+          Effect.logWarning("stalewise: a refresh's worker stopped renewing its hold (it died?); the job runs again")
+            .pipe(Effect.annotateLogs({ bullmqJob: jobId }), annotate)
+        ))
+      return worker
+    }),
+    (worker) =>
+      Effect.gen(function*() {
+        // Stop taking jobs and wait for the running ones; past the timeout, interrupt them (their
+        // jobs fail and are retried, their leases released), then let the close finish.
+        const closing = worker.close()
+        const closed = yield* Effect.interruptible(closeQuietly(closing)).pipe(
+          Effect.timeout(shutdownTimeout),
+          Effect.option
+        )
+        if (closed._tag === "Some") return
+        yield* Effect.logWarning(
+          `stalewise: refreshes still running after ${Duration.format(shutdownTimeout)}, interrupting them`
+        ).pipe(annotate)
+        yield* FiberSet.clear(fibers)
+        const forced = yield* Effect.interruptible(closeQuietly(closing)).pipe(
+          Effect.timeout(connectTimeout),
+          Effect.option
+        )
+        if (forced._tag === "None") yield* closeQuietly(worker.disconnect())
+      })
+  )
+
+  yield* Effect.tryPromise({
+    try: () => worker.waitUntilReady(),
+    catch: (cause) => new RedisClient.RedisError({ reason: "Connection", method: "bullmq.worker", cause })
+  }).pipe(
+    Effect.interruptible,
+    Effect.timeoutFail({
+      duration: connectTimeout,
+      onTimeout: () => new RedisClient.RedisError({ reason: "Timeout", method: "bullmq.worker" })
+    })
+  )
+  // `run` settles when the worker closes; its failures are reported as "error" events too.
+  worker.run().catch((error) =>
+    log(Effect.logWarning("stalewise: BullMQ worker stopped", describeError(error)).pipe(annotate))
+  )
+  yield* Effect.logDebug("stalewise: BullMQ refresh worker started").pipe(annotate)
+})
