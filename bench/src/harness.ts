@@ -19,8 +19,9 @@
  *   phase is reported and compared on its own. A latency run may also return `counts` (say,
  *   upstream calls), reported per contender over the rounds.
  *
- * A contender's target is a ratio to the baseline, or for latency an absolute p50 bound; one
- * contender may be marked `reference` to get a second ratio column next to the baseline's.
+ * A contender's target is a ratio to the baseline, or for latency an absolute p50 bound or a bound
+ * on the ratio of a phase to the same contender's `ownPhase` (a stale read against its own hit);
+ * one contender may be marked `reference` to get a second ratio column next to the baseline's.
  *
  * The harness itself is plain async code on purpose: an Effect driver would put its own fiber
  * and scheduler work around every measured run.
@@ -35,12 +36,17 @@ import * as Scope from "effect/Scope"
  * A bound a contender should meet. A number is a ratio to the baseline: a minimum for throughput
  * (ops/s ratio), a maximum for latency (p50 ratio). `{ p50Millis }` is an absolute maximum p50 in
  * milliseconds, for latency scenarios where the floor is too close to zero for a ratio to mean
- * much.
+ * much. `{ ownRatio }` (latency scenarios with `ownPhase`, in `phaseTargets` of another phase) is a
+ * maximum of the contender's p50 in that phase over its own p50 in `ownPhase`: a stale read
+ * against its own hit.
  *
  * @since 0.1.0
  * @category models
  */
-export type Target = number | { readonly p50Millis: number }
+export type Target = number | { readonly p50Millis: number } | { readonly ownRatio: number }
+
+const isOwnTarget = (target: Target): target is { readonly ownRatio: number } =>
+  typeof target === "object" && "ownRatio" in target
 
 /**
  * One way of doing the scenario's work. `setup` builds everything outside the timing (stores,
@@ -87,6 +93,11 @@ export interface ScenarioOptions<Out> {
    * scenarios whose runs are long (a second each), to keep a full bench run within minutes.
    */
   readonly rounds?: number | undefined
+  /**
+   * Why the scenario cannot run on this machine (say, no `redis-server`), asked before it runs;
+   * `undefined` when it can. A skipped scenario is reported in one line, not as a failure.
+   */
+  readonly skip?: (() => string | undefined) | undefined
   readonly contenders: ReadonlyArray<Contender<Out>>
 }
 
@@ -113,6 +124,12 @@ export interface LatencyOptions extends ScenarioOptions<LatencyRun> {
    * of every phase, and each phase is reported and compared with the baseline's same phase.
    */
   readonly phases?: ReadonlyArray<string> | undefined
+  /**
+   * One of `phases`: every other phase's p50 is also reported as a ratio to the same contender's
+   * p50 in this phase (column `× own <phase>`), the bound of `{ ownRatio }` targets. For a
+   * cost that only makes sense against the contender's own, e.g. a stale read against its hit.
+   */
+  readonly ownPhase?: string | undefined
 }
 
 /**
@@ -183,6 +200,28 @@ export const repeat = <A, E>(times: number, body: () => Effect.Effect<A, E>): Ef
       }
     })
   })
+
+/**
+ * Starts `callers` fibers at once, each running `body(caller)` `times` times one after the other
+ * (with `repeat`): `callers × times` operations with `callers` of them in flight, for throughput
+ * scenarios about concurrent callers (round trips to a server). Use it for every contender of a
+ * scenario so that only the body differs.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const concurrentRepeat = <A, E>(
+  callers: number,
+  times: number,
+  body: (caller: number) => Effect.Effect<A, E>
+): Effect.Effect<void, E> =>
+  Effect.suspend(() =>
+    Effect.forEach(
+      Array.from({ length: callers }, (_, caller) => caller),
+      (caller) => repeat(times, () => body(caller)),
+      { concurrency: "unbounded", discard: true }
+    )
+  )
 
 /**
  * Starts `calls` fibers at once, each calling `call(i)`, and returns every call's latency in
@@ -261,12 +300,17 @@ export interface ContenderResult {
   readonly pairedRatio: Spread
   /** The same two ratios against the scenario's reference contender, when it has one. */
   readonly reference?: { readonly ratio: number; readonly pairedRatio: Spread }
+  /**
+   * Latency scenarios with `ownPhase`, in the other phases: p50 ÷ the same contender's p50 in
+   * `ownPhase`, and the same ratio within each round.
+   */
+  readonly own?: { readonly ratio: number; readonly pairedRatio: Spread }
   /** Latency only: what each measured run counted, by name, in round order. */
   readonly counts?: { readonly [name: string]: ReadonlyArray<number> }
   readonly target?: Target
   /**
    * PASS when the target is met: a ratio target by `ratio` (≥ for throughput, ≤ for latency), a
-   * `p50Millis` target by `latency.p50`.
+   * `p50Millis` target by `latency.p50`, an `ownRatio` target by `own.ratio`.
    */
   readonly verdict?: "PASS" | "BELOW"
   /** The per-round ratios (or per-round p50s) straddle the target: the verdict could flip on another run. */
@@ -288,6 +332,8 @@ export interface ScenarioResult {
   readonly durationMs: number
   /** Latency scenarios with phases: their names, in order. */
   readonly phases?: ReadonlyArray<string>
+  /** Latency scenarios with an own phase: the phase the `own` ratios are taken against. */
+  readonly ownPhase?: string
   /** The name of the reference contender, when the scenario has one. */
   readonly reference?: string
   /** One result per contender (per contender and phase, in a scenario with phases). */
@@ -383,6 +429,25 @@ export const runScenario = async (scenario: Scenario, options: RunOptions): Prom
     throw new Error(`scenario ${scenario.name}: throughput targets are ratios, without phases`)
   }
   const phases = scenario.kind === "latency" ? scenario.phases : undefined
+  const ownPhase = scenario.kind === "latency" ? scenario.ownPhase : undefined
+  if (ownPhase !== undefined && !(phases ?? []).includes(ownPhase)) {
+    throw new Error(`scenario ${scenario.name}: ownPhase "${ownPhase}" is not one of its phases`)
+  }
+  for (const contender of scenario.contenders) {
+    const targets = [
+      ...(contender.target === undefined ? [] : [[undefined, contender.target] as const]),
+      ...Object.entries(contender.phaseTargets ?? {})
+    ]
+    for (const [phase, target] of targets) {
+      // judged against `own`, which only the other phases have
+      if (isOwnTarget(target) && (ownPhase === undefined || phase === undefined || phase === ownPhase)) {
+        throw new Error(
+          `scenario ${scenario.name}: ${contender.name}: an ownRatio target goes in phaseTargets, in a phase ` +
+            `other than the scenario's ownPhase (${ownPhase ?? "none"})`
+        )
+      }
+    }
+  }
   const size = options.quick ? (scenario.quickSize ?? Math.max(1, Math.round(scenario.size / 10))) : scenario.size
   const warmup = options.quick ? 1 : 2
   const rounds = options.rounds ?? (options.quick ? 3 : scenario.rounds ?? 15)
@@ -431,6 +496,7 @@ export const runScenario = async (scenario: Scenario, options: RunOptions): Prom
       rounds,
       durationMs: performance.now() - started,
       ...(phases === undefined ? {} : { phases }),
+      ...(ownPhase === undefined ? {} : { ownPhase }),
       ...(reference === undefined ? {} : { reference }),
       contenders
     }
@@ -454,14 +520,17 @@ const compare = (
 const judge = (
   target: Target,
   higherIsBetter: boolean,
-  result: Pick<ContenderResult, "ratio" | "pairedRatio" | "spread" | "latency">
+  result: Pick<ContenderResult, "ratio" | "pairedRatio" | "spread" | "latency" | "own">
 ): Pick<ContenderResult, "target" | "verdict" | "marginal"> => {
-  if (typeof target === "number") {
-    const meets = (r: number) => higherIsBetter ? r >= target : r <= target
+  if (typeof target === "number" || isOwnTarget(target)) {
+    const bound = typeof target === "number" ? target : target.ownRatio
+    // validated in runScenario: an ownRatio target only applies where there is an own ratio
+    const { pairedRatio, ratio } = typeof target === "number" ? result : result.own!
+    const meets = (r: number) => higherIsBetter ? r >= bound : r <= bound
     return {
       target,
-      verdict: meets(result.ratio) ? "PASS" : "BELOW",
-      marginal: meets(result.pairedRatio.p25) !== meets(result.pairedRatio.p75)
+      verdict: meets(ratio) ? "PASS" : "BELOW",
+      marginal: meets(pairedRatio.p25) !== meets(pairedRatio.p75)
     }
   }
   const meets = (p50: number) => p50 <= target.p50Millis
@@ -504,11 +573,16 @@ const summarizeLatency = (
   const baselineIndex = scenario.contenders.findIndex((c) => c.baseline === true)
   const referenceIndex = scenario.contenders.findIndex((c) => c.reference === true)
   const phases: ReadonlyArray<string | undefined> = scenario.phases ?? [undefined]
+  // One number per round: that round's p50 in the phase
+  const perRoundOf = (phaseIndex: number) =>
+    samples.map((runs) => runs.map((run) => percentileSorted(sortNumbers(run.phases[phaseIndex]!), 0.5)))
+  const ownIndex = scenario.ownPhase === undefined ? -1 : phases.indexOf(scenario.ownPhase)
+  const ownPerRound = ownIndex < 0 ? undefined : perRoundOf(ownIndex)
+  const ownHeadline = ownIndex < 0 ?
+    undefined :
+    samples.map((runs) => percentileSorted(sortNumbers(runs.flatMap((run) => run.phases[ownIndex]!)), 0.5))
   return phases.flatMap((phase, phaseIndex) => {
-    // One number per round: that round's p50 in this phase
-    const perRound = samples.map((runs) =>
-      runs.map((run) => percentileSorted(sortNumbers(run.phases[phaseIndex]!), 0.5))
-    )
+    const perRound = perRoundOf(phaseIndex)
     const pooled = samples.map((runs) => sortNumbers(runs.flatMap((run) => run.phases[phaseIndex]!)))
     const headline = pooled.map((sorted) => percentileSorted(sorted, 0.5))
     return scenario.contenders.map((contender, index): ContenderResult => {
@@ -530,6 +604,9 @@ const summarizeLatency = (
         ...(referenceIndex < 0
           ? {}
           : { reference: compare(headline[index]!, rounds, headline[referenceIndex]!, perRound[referenceIndex]!) }),
+        ...(ownPerRound === undefined || ownHeadline === undefined || phaseIndex === ownIndex
+          ? {}
+          : { own: compare(headline[index]!, rounds, ownHeadline[index]!, ownPerRound[index]!) }),
         ...(countNames.length === 0 ? {} : {
           counts: Object.fromEntries(
             countNames.map((name) => [name, samples[index]!.map((run) => run.counts[name] ?? NaN)])
@@ -557,11 +634,13 @@ const formatRatio = (ratio: number): string =>
 
 const formatPaired = (paired: Spread): string => `${formatRatio(paired.p25)}–${formatRatio(paired.p75)}`
 
-const formatTarget = (target: Target | undefined, kind: Scenario["kind"]): string =>
+const formatTarget = (target: Target | undefined, kind: Scenario["kind"], ownPhase?: string): string =>
   target === undefined
     ? ""
     : typeof target === "number"
     ? `${kind === "throughput" ? "≥" : "≤"} ${formatRatio(target)}`
+    : isOwnTarget(target)
+    ? `≤ ${formatRatio(target.ownRatio)} own ${ownPhase ?? "?"}`
     : `p50 ≤ ${formatMillis(target.p50Millis)}`
 
 const formatVerdict = (result: ContenderResult): string =>
@@ -621,11 +700,21 @@ export const formatResult = (result: ScenarioResult): string => {
         header: "per-round × ref",
         cell: (c: ContenderResult) => c.name === result.reference ? "" : formatPaired(c.reference!.pairedRatio)
       }
+    ]),
+    ...(result.ownPhase === undefined ? [] : [
+      {
+        header: `× own ${result.ownPhase}`,
+        cell: (c: ContenderResult) => c.own === undefined ? "" : formatRatio(c.own.ratio)
+      },
+      {
+        header: "per-round × own",
+        cell: (c: ContenderResult) => c.own === undefined ? "" : formatPaired(c.own.pairedRatio)
+      }
     ])
   ]
   const verdict: ReadonlyArray<Column> = result.contenders.some((c) => c.target !== undefined)
     ? [
-      { header: "target", cell: (c) => formatTarget(c.target, result.kind) },
+      { header: "target", cell: (c) => formatTarget(c.target, result.kind, result.ownPhase) },
       { header: "verdict", cell: formatVerdict }
     ]
     : []
@@ -670,6 +759,9 @@ export const formatResult = (result: ScenarioResult): string => {
         result.phases === undefined ? "" : " in the same phase"
       } (lower is better); per-round ×: p25–p75 of the same ratio within each round`,
     ...(result.reference === undefined ? [] : [`× ref: the same ratios against ${result.reference}`]),
+    ...(result.ownPhase === undefined ? [] : [
+      `× own ${result.ownPhase}: p50 ÷ the same contender's p50 in phase ${result.ownPhase}; per-round × own: p25–p75 of the same ratio within each round`
+    ]),
     ...(counts.length === 0
       ? []
       : [`${counts.join(", ")}: per run, over the measured rounds (min–max when it varied)`]),
@@ -692,11 +784,14 @@ export const formatSummary = (result: ScenarioResult): string => {
     const reference = c.reference === undefined || c.name === result.reference
       ? ""
       : ` (${formatRatio(c.reference.ratio)} ref)`
-    const p50 = c.target !== undefined && typeof c.target !== "number" ? ` p50 ${formatMillis(c.latency!.p50)}` : ""
+    const own = c.own === undefined ? "" : ` (${formatRatio(c.own.ratio)} own ${result.ownPhase})`
+    const p50 = c.target !== undefined && typeof c.target !== "number" && !isOwnTarget(c.target)
+      ? ` p50 ${formatMillis(c.latency!.p50)}`
+      : ""
     const verdict = c.verdict === undefined
       ? ""
-      : ` (target ${formatTarget(c.target, result.kind)}: ${formatVerdict(c)})`
-    return `${label(c)} ${formatRatio(c.ratio)}${reference}${p50}${verdict}`
+      : ` (target ${formatTarget(c.target, result.kind, result.ownPhase)}: ${formatVerdict(c)})`
+    return `${label(c)} ${formatRatio(c.ratio)}${reference}${own}${p50}${verdict}`
   })
   const baselines = result.contenders.filter((c) => c.baseline)
   const floor = result.kind === "throughput"

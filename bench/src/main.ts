@@ -9,7 +9,8 @@
  * pnpm bench -- --rounds 30     more measured rounds
  * ```
  *
- * Exits with 1 when a scenario fails to run; a contender below its target is reported, not fatal.
+ * Exits with 1 when a scenario fails to run; a contender below its target is reported, not fatal,
+ * and a scenario that cannot run here (no `redis-server`) is skipped with one line saying why.
  *
  * @since 0.1.0
  */
@@ -19,14 +20,20 @@ import * as Harness from "./harness.js"
 import { cacheFirstHit } from "./scenarios/cacheFirstHit.js"
 import { failoverHungUpstream } from "./scenarios/failoverHungUpstream.js"
 import { hotHit } from "./scenarios/hotHit.js"
+import { redisHit } from "./scenarios/redisHit.js"
+import { staleRead } from "./scenarios/staleRead.js"
 import { stampedeColdKey, stampedeManyKeys } from "./scenarios/stampede.js"
+import { tieredHit } from "./scenarios/tieredHit.js"
 
 const scenarios: ReadonlyArray<Harness.Scenario> = [
   hotHit,
   cacheFirstHit,
   failoverHungUpstream,
   stampedeColdKey,
-  stampedeManyKeys
+  stampedeManyKeys,
+  staleRead,
+  redisHit,
+  tieredHit
 ]
 
 const usage = `usage: pnpm bench -- [--quick] [--json] [--rounds N] [filter...]
@@ -84,7 +91,14 @@ const main = async (): Promise<number> => {
   const started = performance.now()
   const results: Array<Harness.ScenarioResult> = []
   const failures: Array<{ readonly name: string; readonly error: string }> = []
+  const skipped: Array<{ readonly name: string; readonly reason: string }> = []
   for (const scenario of selected) {
+    const reason = scenario.skip?.()
+    if (reason !== undefined) {
+      skipped.push({ name: scenario.name, reason })
+      print(`${scenario.name} skipped: ${reason}\n`)
+      continue
+    }
     try {
       const result = await Harness.runScenario(scenario, { quick: values.quick, rounds, log: progress })
       progress("")
@@ -102,10 +116,11 @@ const main = async (): Promise<number> => {
   print("summary")
   for (const result of results) print(`  ${Harness.formatSummary(result)}`)
   for (const failure of failures) print(`  ${failure.name}: FAILED`)
+  for (const skip of skipped) print(`  ${skip.name}: skipped (${skip.reason})`)
   print(`total ${totalSeconds.toFixed(1)}s`)
 
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ environment, totalSeconds, results, failures }, null, 2)}\n`)
+    process.stdout.write(`${JSON.stringify({ environment, totalSeconds, results, failures, skipped }, null, 2)}\n`)
   }
   return failures.length === 0 ? 0 : 1
 }
