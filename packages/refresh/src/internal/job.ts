@@ -318,22 +318,42 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
           }
           return closed ? Effect.succeed("skipped") : fetchInBackground(request.key, args)
         }
-      ).pipe(Effect.ensuring(release(request.lease)))
+      ).pipe(Effect.ensuring(Effect.zipRight(
+        Effect.sync(() => requestedHere.delete(request.key)),
+        release(request.lease)
+      )))
+
+    // Keys this process enqueued a refresh for, until the refresh runs or its lease would run out:
+    // the readers of a stale key then skip the lease round trip (1,000 stale readers, 1 lease call).
+    const requestedHere = new Map<string, number>()
+    const refreshLeaseMillis = Duration.toMillis(policy.refreshLease)
 
     const requestRefresh = (
       key: string,
       args: Args,
       options: { readonly force: boolean; readonly seen?: CacheEntry.CacheEntry<A> | undefined }
     ): Effect.Effect<Requested<A, E>> =>
-      Effect.gen(function*() {
+      Effect.suspend(() => {
         const requestedAt = now()
-        if (
-          closed || (!options.force && backingOff(key, requestedAt)) || FiberMap.unsafeHas(fetches, key) ||
-          background.has(key)
-        ) {
+        if (needNoRequest(key, requestedAt, options.force)) {
           metrics.countRefresh(name, "skipped")
-          return notRequested
+          return Effect.succeed(notRequested)
         }
+        return takeLeaseAndOffer(key, args, options, requestedAt)
+      })
+
+    // closed, backing off, or a refresh of the key already running or requested by this process
+    const needNoRequest = (key: string, at: number, force: boolean): boolean =>
+      closed || (!force && (backingOff(key, at) || (requestedHere.get(key) ?? 0) > at)) ||
+      FiberMap.unsafeHas(fetches, key) || background.has(key)
+
+    const takeLeaseAndOffer = (
+      key: string,
+      args: Args,
+      options: { readonly force: boolean; readonly seen?: CacheEntry.CacheEntry<A> | undefined },
+      requestedAt: number
+    ): Effect.Effect<Requested<A, E>> =>
+      Effect.gen(function*() {
         const lease = yield* store.acquireLease(key, policy.refreshLease).pipe(
           Effect.catchAll((error) =>
             Effect.as(
@@ -379,6 +399,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         const offered = yield* queue.offer(request)
         switch (offered) {
           case "enqueued":
+            requestedHere.set(key, requestedAt + refreshLeaseMillis)
             return queued
           case "duplicate":
             metrics.countRefresh(name, "skipped")
@@ -455,6 +476,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         !(policy.staleIfError && backingOff(key, at))
       ) {
         return syncRefresh(key, args, entry)
+      }
+      // the common case under load: a refresh is already on its way, serve at once
+      if (needNoRequest(key, at, false)) {
+        metrics.countRefresh(name, "skipped")
+        return Effect.succeed(served(entry, at, "stale"))
       }
       return Effect.map(requestRefresh(key, args, { force: false, seen: entry }), (requested) => {
         if (requested._tag !== "RanSynchronously") return served(entry, at, "stale")
