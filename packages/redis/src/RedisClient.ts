@@ -196,6 +196,9 @@ export const make = Effect.fnUntraced(function*(
     lazyConnect: true,
     connectTimeout: Duration.toMillis(connectTimeout)
   }
+  // ioredis enforces the command timeout itself: its promise rejects, also inside finalizers,
+  // without an Effect timer per command (which cost more than the command on a local Redis).
+  if (Duration.isFinite(commandTimeout)) ioOptions.commandTimeout = Math.max(1, Duration.toMillis(commandTimeout))
   if (host !== undefined) ioOptions.host = host
   if (port !== undefined) ioOptions.port = port
   if (db !== undefined) ioOptions.db = db
@@ -226,18 +229,11 @@ export const make = Effect.fnUntraced(function*(
         try: () => f(client),
         catch: (cause) =>
           new RedisError({
-            reason: isConnectionError(cause) ? "Connection" : "Command",
+            reason: isCommandTimeout(cause) ? "Timeout" : isConnectionError(cause) ? "Connection" : "Command",
             method,
             cause: redactCredentials(cause)
           })
-      }).pipe(
-        // A promise cannot be cancelled anyway; interruptible, the timeout also holds in finalizers.
-        Effect.interruptible,
-        Effect.timeoutFail({
-          duration: commandTimeout,
-          onTimeout: () => new RedisError({ reason: "Timeout", method })
-        })
-      )
+      })
   })
 })
 
@@ -360,6 +356,9 @@ const connectionErrorMessages = new Set([
   "Stream isn't writeable and enableOfflineQueue options is false",
   "Command aborted due to connection close"
 ])
+
+// ioredis's own commandTimeout rejects with this message.
+const isCommandTimeout = (error: unknown): boolean => error instanceof Error && error.message === "Command timed out"
 
 // ioredis does not export MaxRetriesPerRequestError from its entry point; its name identifies it.
 const isConnectionError = (error: unknown): boolean =>

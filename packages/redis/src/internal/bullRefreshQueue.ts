@@ -254,11 +254,19 @@ export const makeWorker = Effect.fnUntraced(function*(
   const run = yield* FiberSet.runtimePromise(fibers)<JobRegistry.JobRegistry>()
 
   // BullMQ makes its two connections (commands, and the blocking fetch) by duplicating this one.
+  // No command timeout on them: the blocking fetch waits by design (ioredis applies
+  // `commandTimeout` only when it is a number).
   // Worker connections wait through outages instead of failing: nobody is waiting on a worker.
   const template: Redis = yield* Effect.acquireRelease(
-    Effect.sync(() =>
-      redis.client.duplicate({ lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: null })
-    ),
+    Effect.sync(() => {
+      const template = redis.client.duplicate({
+        lazyConnect: true,
+        enableOfflineQueue: true,
+        maxRetriesPerRequest: null
+      })
+      delete template.options.commandTimeout
+      return template
+    }),
     (client) => Effect.sync(() => client.disconnect())
   )
 

@@ -91,18 +91,22 @@ export const make = (
     const clock = yield* Effect.clock
     const counters = CacheMetrics.makeStoreCounters(backend)
 
+    const toStoreError = (method: string) => (error: RedisClient.RedisError) =>
+      new CacheStore.CacheStoreError({
+        reason: error.reason === "Timeout" ? "Timeout" : "Unavailable",
+        backend,
+        method,
+        cause: error
+      })
+    // Writes, deletes and leases run in a span; reads do not: on a local Redis a span costs
+    // several times the GET itself, and reads are the hot path.
     const call = <A>(method: string, f: (client: Redis) => Promise<A>): Effect.Effect<A, CacheStore.CacheStoreError> =>
-      redis.use(method, f).pipe(
-        Effect.mapError((error) =>
-          new CacheStore.CacheStoreError({
-            reason: error.reason === "Timeout" ? "Timeout" : "Unavailable",
-            backend,
-            method,
-            cause: error
-          })
-        ),
-        Effect.withSpan(`stalewise.redis.${method}`, { kind: "client", attributes: { "db.system": "redis" } })
-      )
+      method === "get"
+        ? Effect.mapError(redis.use(method, f), toStoreError(method))
+        : redis.use(method, f).pipe(
+          Effect.mapError(toStoreError(method)),
+          Effect.withSpan(`stalewise.redis.${method}`, { kind: "client", attributes: { "db.system": "redis" } })
+        )
     const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.tapError(effect, () => Effect.sync(counters.error))
 
