@@ -166,28 +166,35 @@ export const make = (
     const store: CacheStore.CacheStore.Service = {
       [CacheStore.TypeId]: CacheStore.TypeId,
       backend,
+      // the hot path: one error mapping that also counts, instead of `call` plus `counted`
       get: <A, I>(key: string, schema?: Schema.Schema<A, I>) =>
-        Effect.flatMap(call("get", (client) => client.get(keys.entry(key))), (json): Effect.Effect<
-          Option.Option<CacheEntry.CacheEntry<A>>
-        > => {
-          if (json === null) {
-            counters.miss()
-            return Effect.succeedNone
+        Effect.flatMap(
+          Effect.mapError(redis.use("get", (client) => client.get(keys.entry(key))), (error) => {
+            counters.error()
+            return toStoreError("get")(error)
+          }),
+          (json): Effect.Effect<
+            Option.Option<CacheEntry.CacheEntry<A>>
+          > => {
+            if (json === null) {
+              counters.miss()
+              return Effect.succeedNone
+            }
+            const entry = EntryCodec.decode(json, schema)
+            if (Option.isNone(entry)) {
+              counters.decodeFailure()
+              counters.miss()
+              return Effect.as(dropUndecodable(key, json), entry)
+            }
+            // Redis drops the key at its PX in real time; the Clock decides before that.
+            if (CacheEntry.isExpired(entry.value, clock.unsafeCurrentTimeMillis())) {
+              counters.miss()
+              return Effect.succeedNone
+            }
+            counters.hit()
+            return Effect.succeed(entry)
           }
-          const entry = EntryCodec.decode(json, schema)
-          if (Option.isNone(entry)) {
-            counters.decodeFailure()
-            counters.miss()
-            return Effect.as(dropUndecodable(key, json), entry)
-          }
-          // Redis drops the key at its PX in real time; the Clock decides before that.
-          if (CacheEntry.isExpired(entry.value, clock.unsafeCurrentTimeMillis())) {
-            counters.miss()
-            return Effect.succeedNone
-          }
-          counters.hit()
-          return Effect.succeed(entry)
-        }).pipe(counted),
+        ),
       set: (key, entry, schema) =>
         Effect.suspend(() => {
           const remaining = CacheEntry.remainingMillis(entry, clock.unsafeCurrentTimeMillis())
