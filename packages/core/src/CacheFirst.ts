@@ -19,7 +19,8 @@ import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as CacheEntry from "./CacheEntry.js"
 import * as CacheKey from "./CacheKey.js"
-import { CacheStore } from "./CacheStore.js"
+import * as CacheMetrics from "./CacheMetrics.js"
+import { CacheStore, getOrMiss, setOrWarn } from "./CacheStore.js"
 import * as internal from "./internal/strategy.js"
 import type * as Outcome from "./Outcome.js"
 import { type PolicyError, positiveInteger } from "./PolicyError.js"
@@ -86,6 +87,7 @@ export const isCacheFirst = (u: unknown): u is CacheFirst<ReadonlyArray<unknown>
   Predicate.hasProperty(u, TypeId)
 
 const strategy = "cache-first"
+const annotations: CacheMetrics.Annotations = { strategy }
 
 /** A lookup request: the key decides equality, the arguments travel along for the upstream. */
 class Request<Args> implements Equal.Equal {
@@ -176,22 +178,26 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const namespace = options.namespace ?? strategy
     const deriveKey = yield* internal.keyDeriver(namespace, options.name, options.key)
     const schema = options.schema
-    const count = internal.outcomeCounter(strategy)
+    const count = CacheMetrics.makeOutcomeCounter(annotations)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
 
     const fetch = (request: Request<Args>): Effect.Effect<CacheEntry.CacheEntry<A>, E, R> =>
-      Effect.flatMap(internal.upstream(strategy, request.key, options.lookup(...request.args)), (value) =>
+      Effect.flatMap(CacheMetrics.timeUpstream(annotations, request.key, options.lookup(...request.args)), (value) =>
         Effect.tap(
           TimePolicy.entry(policy, value),
           (entry) =>
-            store === undefined ? Effect.void : internal.writeDegraded(store, request.key, entry, schema, strategy)
+            store === undefined ? Effect.void : setOrWarn(store, request.key, entry, schema, annotations)
         ))
 
     const lookup = store === undefined ? fetch : (request: Request<Args>) =>
       Effect.flatMap(
-        internal.readDegraded(store, request.key, schema, strategy),
-        Option.match({ onNone: () => fetch(request), onSome: Effect.succeed })
+        getOrMiss(store, request.key, schema, annotations),
+        Option.match({
+          onNone: () =>
+            fetch(request),
+          onSome: Effect.succeed
+        })
       )
 
     const cache = yield* Cache.makeWith<Request<Args>, CacheEntry.CacheEntry<A>, E, R>({

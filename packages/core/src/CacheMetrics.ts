@@ -5,9 +5,12 @@
  *
  * @since 0.1.0
  */
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
+import type * as Outcome from "./Outcome.js"
 
 const storeHitsKey = MetricKey.counter("stalewise_store_hits", {
   description: "CacheStore reads that found a live entry",
@@ -176,3 +179,90 @@ export const refreshes = Metric.counter("stalewise_refreshes", {
 export const refreshQueueDepth = Metric.gauge("stalewise_refresh_queue_depth", {
   description: "Refresh requests waiting in the queue"
 })
+
+/**
+ * What a strategy's metrics, spans and logs are tagged with: `strategy` (e.g. `failover`) and any
+ * further labels (e.g. `job`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Annotations {
+  readonly strategy: string
+  readonly [label: string]: string
+}
+
+const extraLabels = (annotations: Annotations): ReadonlyArray<MetricLabel.MetricLabel> =>
+  Object.entries(annotations)
+    .filter(([label]) => label !== "strategy")
+    .map(([label, value]) => MetricLabel.make(label, value))
+
+/**
+ * A counter of a strategy's outcomes (`outcomes{strategy, status, reason?, …}`). Label arrays are
+ * built once per status and reason, so each count is a cached hook lookup on the hot path.
+ *
+ * @example
+ * ```ts
+ * import { CacheMetrics } from "@stalewise/core"
+ *
+ * const count = CacheMetrics.makeOutcomeCounter({ strategy: "my-strategy" })
+ * count("hit")
+ * count("failover", "timeout")
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeOutcomeCounter = (
+  annotations: Annotations
+): (status: Outcome.Status, reason?: Outcome.FailoverReason | undefined) => void => {
+  const strategy = MetricLabel.make("strategy", annotations.strategy)
+  const extra = extraLabels(annotations)
+  const labels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+  return (status, reason) => {
+    const id = reason === undefined ? status : `${status}/${reason}`
+    let tags = labels.get(id)
+    if (tags === undefined) {
+      tags = [
+        strategy,
+        MetricLabel.make("status", status),
+        ...(reason === undefined ? [] : [MetricLabel.make("reason", reason)]),
+        ...extra
+      ]
+      labels.set(id, tags)
+    }
+    outcomes.unsafeUpdate(1, tags)
+  }
+}
+
+const upstreamLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+
+/**
+ * Runs an upstream call in a `stalewise.upstream` span (attributes: every annotation and the key)
+ * and records its duration in `upstreamDuration{strategy}` when it succeeds.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const timeUpstream = <A, E, R>(
+  annotations: Annotations,
+  key: string,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
+  let labels = upstreamLabels.get(annotations.strategy)
+  if (labels === undefined) {
+    labels = [MetricLabel.make("strategy", annotations.strategy)]
+    upstreamLabels.set(annotations.strategy, labels)
+  }
+  const tags = labels
+  const attributes: Record<string, unknown> = { "stalewise.key": key }
+  for (const [label, value] of Object.entries(annotations)) attributes[`stalewise.${label}`] = value
+  return effect.pipe(
+    Effect.withSpan("stalewise.upstream", { attributes }),
+    Effect.timed,
+    Effect.map(([duration, value]: [Duration.Duration, A]) => {
+      upstreamDuration.unsafeUpdate(duration, tags)
+      return value
+    })
+  )
+}

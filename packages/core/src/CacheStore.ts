@@ -293,3 +293,50 @@ export const withLease = <A, E, R>(
         })
       )
     ))
+
+/**
+ * Reads `key`, treating a store failure as a miss: the failure is logged at warning level with
+ * the annotations (the store has already counted it). This is how strategies read: a store that
+ * is down never fails a caller.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const getOrMiss = <A, I>(
+  store: CacheStore.Service,
+  key: string,
+  schema: Schema.Schema<A, I> | undefined,
+  annotations: Readonly<Record<string, string>>
+): Effect.Effect<Option.Option<CacheEntry<A>>> =>
+  store.get(key, schema).pipe(
+    Effect.catchAll((error) =>
+      Effect.as(
+        Effect.logWarning("stalewise: store read failed, treated as a miss").pipe(
+          Effect.annotateLogs({ ...annotations, key, error: error.message })
+        ),
+        Option.none()
+      )
+    )
+  )
+
+/**
+ * Writes `entry` at `key`, turning a store failure into a logged warning: the caller already has
+ * its value, it is just not cached.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const setOrWarn = <A, I>(
+  store: CacheStore.Service,
+  key: string,
+  entry: CacheEntry<A>,
+  schema: Schema.Schema<A, I> | undefined,
+  annotations: Readonly<Record<string, string>>
+): Effect.Effect<void> =>
+  store.set(key, entry, schema).pipe(
+    Effect.catchAll((error) =>
+      Effect.logWarning("stalewise: store write failed, value not cached").pipe(
+        Effect.annotateLogs({ ...annotations, key, error: error.message })
+      )
+    )
+  )

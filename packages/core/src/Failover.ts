@@ -19,7 +19,8 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { CacheEntry } from "./CacheEntry.js"
 import type { CacheKeyError } from "./CacheKey.js"
-import { CacheStore } from "./CacheStore.js"
+import * as CacheMetrics from "./CacheMetrics.js"
+import { CacheStore, getOrMiss, setOrWarn } from "./CacheStore.js"
 import * as internal from "./internal/strategy.js"
 import * as Outcome from "./Outcome.js"
 import type { PolicyError } from "./PolicyError.js"
@@ -151,6 +152,7 @@ interface InFlight<A, E> {
 }
 
 const strategy = "failover"
+const annotations: CacheMetrics.Annotations = { strategy }
 
 /**
  * Builds a failover-cached function over `lookup`, storing through the `CacheStore` in context.
@@ -208,7 +210,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
     const fallbackOnDefect = options.fallbackOnDefect ?? false
     const interruptOnTimeout = options.onTimeout === "interrupt"
     const singleFlight = options.singleFlight ?? true
-    const count = internal.outcomeCounter(strategy)
+    const count = CacheMetrics.makeOutcomeCounter(annotations)
     const inflight = new Map<string, InFlight<A, E>>()
 
     // Starts the upstream call for `key` in the strategy's scope, or joins the one running.
@@ -224,7 +226,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
           stored: undefined
         }
         if (singleFlight) inflight.set(key, call)
-        const run = internal.upstream(strategy, key, options.lookup(...args)).pipe(
+        const run = CacheMetrics.timeUpstream(annotations, key, options.lookup(...args)).pipe(
           Effect.provide(context),
           Effect.exit,
           Effect.flatMap((exit) => {
@@ -234,7 +236,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
               Exit.isSuccess(exit)
                 ? Effect.flatMap(
                   TimePolicy.entry(policy, exit.value),
-                  (entry) => internal.writeDegraded(store, key, entry, schema, strategy)
+                  (entry) => setOrWarn(store, key, entry, schema, annotations)
                 )
                 : Effect.void
             )
@@ -321,7 +323,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
         Effect.flatMap(join(key, args), (call) =>
           // in a stampede, one store read serves every caller of the shared call
           call.stored !== undefined ? decide(key, call, call.stored) : Effect.flatMap(
-            internal.readDegraded(store, key, schema, strategy),
+            getOrMiss(store, key, schema, annotations),
             (stored) => {
               call.stored = stored
               return decide(key, call, stored)
@@ -332,7 +334,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       [TypeId]: TypeId,
       getWithOutcome,
       get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),
-      peek: (...args) => Effect.flatMap(deriveKey(args), (key) => internal.readDegraded(store, key, schema, strategy)),
+      peek: (...args) => Effect.flatMap(deriveKey(args), (key) => getOrMiss(store, key, schema, annotations)),
       invalidate: (...args) =>
         Effect.flatMap(deriveKey(args), (key) =>
           store.delete(key).pipe(

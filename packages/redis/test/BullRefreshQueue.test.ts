@@ -5,11 +5,12 @@
  * with short locks and back-offs, polling with deadlines. Every test has its own queue name and
  * key prefix.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CacheMetrics, CacheStore } from "@stalewise/core"
+import { assert, describe, it } from "@effect/vitest"
+import { CacheStore } from "@stalewise/core"
 import { BullRefreshQueue, RedisClient, RedisStore } from "@stalewise/redis"
 import type { JobRegistry } from "@stalewise/refresh"
 import { Job, RefreshQueue } from "@stalewise/refresh"
+import { refreshes } from "@stalewise/refresh/test/utils"
 import { Queue } from "bullmq"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -17,8 +18,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
@@ -79,17 +78,6 @@ const counts = (queue: Queue) =>
 const idle = (queue: Queue) =>
   Effect.map(counts(queue), (c) => c.waiting + c.active + c.delayed + c.completed + c.failed === 0)
 
-const refreshes = (job: string, result: "started" | "succeeded" | "failed" | "skipped" | "dropped") =>
-  Effect.map(
-    Metric.value(
-      Metric.taggedWithLabels(CacheMetrics.refreshes, [
-        MetricLabel.make("result", result),
-        MetricLabel.make("job", job)
-      ])
-    ),
-    (state) => state.count
-  )
-
 const within = (effect: Effect.Effect<boolean, unknown>, seconds = 10) =>
   RedisTest.eventually(effect, { within: Duration.seconds(seconds), every: "10 millis" })
 
@@ -131,18 +119,7 @@ const countingJob = (name: string, options?: { readonly gate?: Effect.Effect<voi
 }
 
 describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", () => {
-  // vitest reports unhandled rejections too; this names them here, with the tests that caused them.
-  const unhandled: Array<unknown> = []
-  const onUnhandled = (reason: unknown) => {
-    unhandled.push(reason)
-  }
-  beforeAll(() => {
-    process.on("unhandledRejection", onUnhandled)
-  })
-  afterAll(() => {
-    process.off("unhandledRejection", onUnhandled)
-    assert.deepStrictEqual(unhandled, [], "no unhandled rejections")
-  })
+  RedisTest.assertNoUnhandledRejections()
 
   it.scopedLive("a stale read in the app is refreshed by a worker: arguments decoded, written under the app's key", () =>
     Effect.gen(function*() {

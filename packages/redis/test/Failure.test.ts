@@ -3,7 +3,7 @@
  * stopped (connections closed, port refusing), paused (SIGSTOP: connections open, no answers)
  * and restarted on the same port.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheFirst, CacheMetrics, CacheStore, Failover } from "@stalewise/core"
 import { RedisClient, RedisStore, TieredStore } from "@stalewise/redis"
 import * as Context from "effect/Context"
@@ -45,18 +45,7 @@ const works = (store: CacheStore.CacheStore.Service, key: string) =>
 const log = (message: string) => console.info(`[stalewise] ${message}`)
 
 describe.skipIf(!RedisTest.available)("Redis failures (private redis-server: stopped, paused, restarted)", () => {
-  // vitest reports unhandled rejections too; this names them here, with the tests that caused them.
-  const unhandled: Array<unknown> = []
-  const onUnhandled = (reason: unknown) => {
-    unhandled.push(reason)
-  }
-  beforeAll(() => {
-    process.on("unhandledRejection", onUnhandled)
-  })
-  afterAll(() => {
-    process.off("unhandledRejection", onUnhandled)
-    assert.deepStrictEqual(unhandled, [], "no unhandled rejections")
-  })
+  RedisTest.assertNoUnhandledRejections()
 
   it.scopedLive("Redis stopped: every operation fails fast with a counted Unavailable; back, the same store works", () =>
     Effect.gen(function*() {

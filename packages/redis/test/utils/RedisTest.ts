@@ -5,7 +5,7 @@
  * see each other's keys. A test that must stop, pause or restart Redis takes a server of its own
  * from `RedisTest.privateServer`.
  */
-import { inject } from "@effect/vitest"
+import { afterAll, assert, beforeAll, inject } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -179,3 +179,22 @@ export const slowProxy = (delayMillis: number): Effect.Effect<SlowProxy, never, 
         return new Promise<void>((resolve) => server.close(() => resolve()))
       })
   ).pipe(Effect.map(({ proxy }) => proxy))
+
+/**
+ * Fails the enclosing `describe` if an unhandled promise rejection happened while its tests ran
+ * (vitest reports them too; this names them next to the tests that caused them). Call it inside
+ * the `describe` block.
+ */
+export const assertNoUnhandledRejections = (): void => {
+  const unhandled: Array<unknown> = []
+  const onUnhandled = (reason: unknown) => {
+    unhandled.push(reason)
+  }
+  beforeAll(() => {
+    process.on("unhandledRejection", onUnhandled)
+  })
+  afterAll(() => {
+    process.off("unhandledRejection", onUnhandled)
+    assert.deepStrictEqual(unhandled, [], "no unhandled rejections")
+  })
+}

@@ -1,5 +1,5 @@
 /** @internal */
-import { CacheEntry, CacheKey, CacheStore, Outcome, PolicyError } from "@stalewise/core"
+import { CacheEntry, CacheKey, CacheMetrics, CacheStore, Outcome, PolicyError } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -99,7 +99,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
       ? undefined
       : Duration.toMillis(policy.syncRefreshAfter)
     const timeout = policy.timeout === undefined || !Duration.isFinite(policy.timeout) ? undefined : policy.timeout
-    const countOutcome = metrics.outcomeCounter(name)
+    const annotations: CacheMetrics.Annotations = { strategy: metrics.strategy, job: name }
+    const countOutcome = CacheMetrics.makeOutcomeCounter(annotations)
     const now = () => clock.unsafeCurrentTimeMillis()
 
     // --- Keys, entries and the store ------------------------------------------------------------
@@ -127,25 +128,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     }
 
     const read = (key: string): Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>> =>
-      store.get<A, any>(key, schema).pipe(
-        Effect.catchAll((error) =>
-          Effect.as(
-            Effect.logWarning("stalewise: store read failed, treated as a miss").pipe(
-              Effect.annotateLogs({ job: name, key, error: error.message })
-            ),
-            Option.none()
-          )
-        )
-      )
+      CacheStore.getOrMiss(store, key, schema, annotations)
 
     const write = (key: string, entry: CacheEntry.CacheEntry<A>): Effect.Effect<void> =>
-      store.set(key, entry, schema).pipe(
-        Effect.catchAll((error) =>
-          Effect.logWarning("stalewise: store write failed, value not cached").pipe(
-            Effect.annotateLogs({ job: name, key, error: error.message })
-          )
-        )
-      )
+      CacheStore.setOrWarn(store, key, entry, schema, annotations)
 
     const release = (lease: CacheStore.Lease | undefined): Effect.Effect<void> =>
       lease === undefined ? Effect.void : Effect.ignore(store.releaseLease(lease))
@@ -175,8 +161,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
 
     const fetchValue = (key: string, args: Args): Effect.Effect<A, E | JobError> => {
       const fetched = Effect.provide(options.fetch(...args), context)
-      return metrics.upstream(
-        name,
+      return CacheMetrics.timeUpstream(
+        annotations,
         key,
         timeout === undefined ? fetched : Effect.timeoutFail(fetched, {
           duration: timeout,
