@@ -9,7 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { CacheMetrics, CacheStore } from "@stalewise/core"
 import { CachedHttpClient, Strategy } from "@stalewise/rpc"
 import { Clock, Effect, Metric, MetricLabel, TestClock } from "effect"
-import { another, get, read, setup } from "./fixtures/httpCache.js"
+import { another, countingLeases, get, read, setup } from "./fixtures/httpCache.js"
 
 const liveClock = Clock.make()
 
@@ -60,7 +60,8 @@ describe("CachedHttpClient stale-while-revalidate", () => {
 
   it.effect("100 concurrent stale readers: all served at once, exactly one background request", () =>
     Effect.gen(function*() {
-      const { client, origin } = yield* setup({ strategy: swr })
+      const leases = yield* countingLeases
+      const { client, origin } = yield* setup({ strategy: swr }).pipe(Effect.provide(leases.layer))
       yield* origin.route("/r", () => ({ headers: { etag: "\"v1\"" }, body: "v1" }))
       const url = origin.url("/r")
       yield* client.execute(get(url))
@@ -76,6 +77,11 @@ describe("CachedHttpClient stale-while-revalidate", () => {
       yield* origin.awaitRequests("/r", 2)
       assert.strictEqual((yield* origin.stats("/r")).requests, 2, "one initial request, one background request")
       assert.strictEqual((yield* refreshCount("started")) - started, 1)
+      assert.strictEqual(
+        leases.acquisitions(),
+        1,
+        "the other 99 readers saw the refresh in process, no lease round trip"
+      )
       yield* origin.release("/r")
       yield* eventually(Effect.map(Effect.flatMap(client.execute(get(url)), read), (a) => a.status === "hit"))
       const stats = yield* origin.stats("/r")

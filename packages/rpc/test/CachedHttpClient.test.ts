@@ -102,4 +102,16 @@ describe("CachedHttpClient", () => {
       assert.strictEqual(statusOf(post), "bypass")
       assert.strictEqual(post.headers[CachedHttpClient.bypassHeader], "method")
     }).pipe(Effect.scoped, Effect.provide(CacheStore.layerMemory)))
+
+  it.live("cache-first: 100 concurrent misses of one URL make one request", () =>
+    Effect.gen(function*() {
+      const { client, control, server } = yield* setup({ strategy: Strategy.cacheFirst({ timeToLive: "1 minute" }) })
+      yield* control.hang(endpoint)
+      const fibers = yield* Effect.forkAll(Array.from({ length: 100 }, () => client.get(server.userUrl(4))))
+      yield* control.awaitCalls(endpoint, 1)
+      yield* control.release(endpoint)
+      const responses = yield* fibers.await.pipe(Effect.flatten)
+      assert.strictEqual(responses.filter((response) => statusOf(response) === "miss").length, 100)
+      assert.strictEqual(yield* control.calls(endpoint), 1)
+    }).pipe(Effect.scoped, Effect.provide(CacheStore.layerMemory)))
 })
