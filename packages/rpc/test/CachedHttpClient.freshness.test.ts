@@ -61,7 +61,7 @@ describe("CachedHttpClient RFC 9111 freshness", () => {
         const { client, origin } = yield* setup(rfc())
         yield* origin.route("/r", () => ({ ...response, body: "body" }))
         const statuses = yield* timeline(() => Effect.flatMap(client.execute(get(origin.url("/r"))), read), seconds)
-        assert.deepStrictEqual(statuses, expected)
+        assert.deepStrictEqual(statuses, [...expected])
         assert.strictEqual((yield* origin.stats("/r")).requests, expected.filter((s) => s !== "hit").length)
       }).pipe(Effect.scoped, Effect.provide(serialisingStore)))
   }
