@@ -1,8 +1,13 @@
 /**
- * A cached `HttpClient` for idempotent requests (GET and HEAD by default): failover (serve the
- * last good response when the server fails or is too slow) or cache-first (serve a stored
- * response without asking). Keys are the method, the URL with its query parameters, and the
- * request headers you name (e.g. `accept-language`); other requests pass through.
+ * A cached `HttpClient` that respects HTTP. It never serves a response to a caller it was not
+ * for: requests with credentials (`Authorization`, `Cookie`) bypass the cache unless they are
+ * keyed per user; `private`, `no-store`, `Set-Cookie` and `Vary: *` responses are never stored in
+ * a shared cache; `Vary` selects the stored variant. Freshness comes from the strategy's
+ * durations or, with `freshness: "response"`, from the response itself (RFC 9111, through
+ * `http-cache-semantics`); stored responses with `ETag` / `Last-Modified` are revalidated with
+ * conditional requests, and a `304` renews them without a body. Three strategies: failover,
+ * cache-first and stale-while-revalidate (RFC 5861 `stale-while-revalidate` / `stale-if-error`
+ * honoured). Every response says what happened in `x-stalewise-status`.
  *
  * @since 0.1.0
  */

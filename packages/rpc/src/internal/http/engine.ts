@@ -289,6 +289,17 @@ export const make = (config: Config) => {
       })
     })
 
+  /**
+   * Reads away an unstored response nobody will take (a background refresh's, or a 5xx answered
+   * from the cache), so its connection is freed now rather than when it is garbage collected.
+   */
+  const discard = (flight: Flight, fetched: Fetched) =>
+    Effect.suspend(() => {
+      if (fetched._tag === "Stored" || flight.claimed) return Effect.void
+      flight.claimed = true
+      return Effect.asVoid(Effect.forkIn(Effect.ignore(fetched.response.arrayBuffer), config.scope))
+    })
+
   /** The answer a flight's result gives `lookup`'s caller (`fallback` for a server error). */
   const deliver = (
     lookup: Lookup,
@@ -305,7 +316,7 @@ export const make = (config: Config) => {
       return serve(lookup, fetched.entry, fetched.status)
     }
     if (fetched.response.status >= 500 && Option.isSome(fallback)) {
-      return serve(lookup, fallback.value, "failover", "error")
+      return Effect.zipRight(discard(flight, fetched), serve(lookup, fallback.value, "failover", "error"))
     }
     if (flight.claimed) return passThrough(lookup.request, fetched.reason)
     flight.claimed = true
@@ -384,6 +395,7 @@ export const make = (config: Config) => {
           HttpMetrics.countRefresh(annotations, "started")
           const flight = yield* join(lookup, view.validators)
           const exit = yield* Effect.exit(Deferred.await(flight.deferred))
+          if (Exit.isSuccess(exit)) yield* discard(flight, exit.value)
           const ok = Exit.isSuccess(exit) && exit.value._tag === "Stored"
           HttpMetrics.countRefresh(annotations, ok ? "succeeded" : "failed")
         }).pipe(Effect.ensuring(Effect.ignore(store.releaseLease(held))))
