@@ -422,12 +422,17 @@ export const make = (config: Config) => {
   const viewOf = (lookup: Lookup, now: number): View | undefined => {
     if (Option.isNone(lookup.stored)) return undefined
     const entry = lookup.stored.value
+    const fresh = config.freshness === "strategy" && CacheEntry.freshness(entry, now) === "Fresh"
+    // a hit on the strategy's durations needs nothing from the policy (failover always asks)
+    if (fresh && strategy._tag !== "Failover") {
+      return { fresh, staleWhileRevalidate: true, staleIfError: true, validators: {} }
+    }
     const usability = HttpPolicy.usability(HttpPolicy.fromObject(entry.value.policy, now), lookup.policyRequest)
     if (config.freshness === "response") return usability
     // the strategy's durations decide; the response's RFC 5861 windows may extend them
     const kept = now < entry.createdAt + Duration.toMillis(config.timePolicy.timeToLive)
     return {
-      fresh: CacheEntry.freshness(entry, now) === "Fresh",
+      fresh,
       staleWhileRevalidate: kept || usability.staleWhileRevalidate,
       staleIfError: kept || usability.staleIfError,
       validators: usability.validators
