@@ -114,4 +114,19 @@ describe("CachedHttpClient", () => {
       assert.strictEqual(responses.filter((response) => statusOf(response) === "miss").length, 100)
       assert.strictEqual(yield* control.calls(endpoint), 1)
     }).pipe(Effect.scoped, Effect.provide(CacheStore.layerMemory)))
+
+  it.effect("bad options are a PolicyError before any request: a namespace with \":\", a zero timeout", () =>
+    Effect.gen(function*() {
+      const client = yield* HttpClient.HttpClient
+      const namespace = yield* Effect.flip(
+        CachedHttpClient.make(client, { strategy: Strategy.cacheFirst({ timeToLive: "1 minute" }), namespace: "a:b" })
+      )
+      assert.deepStrictEqual([namespace._tag, namespace.reason, namespace.option], [
+        "PolicyError",
+        "InvalidValue",
+        "namespace"
+      ])
+      const timeout = yield* Effect.flip(CachedHttpClient.make(client, { strategy: Strategy.failover({ timeout: 0 }) }))
+      assert.deepStrictEqual([timeout.reason, timeout.option], ["InvalidDuration", "timeout"])
+    }).pipe(Effect.scoped, Effect.provide(CacheStore.layerMemory), Effect.provide(FetchHttpClient.layer)))
 })
