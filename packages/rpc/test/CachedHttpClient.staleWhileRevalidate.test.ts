@@ -161,6 +161,30 @@ describe("CachedHttpClient stale-while-revalidate", () => {
       assert.deepStrictEqual([outside.status, outside.code], ["bypass", 503])
     }).pipe(Effect.scoped, Effect.provide(CacheStore.layerMemory)))
 
+  it.effect("failover with freshness: response falls back to a stale copy only inside stale-if-error", () =>
+    Effect.gen(function*() {
+      const { client, origin } = yield* setup({
+        strategy: Strategy.failover({ timeout: "1 second" }),
+        freshness: "response"
+      })
+      yield* origin.route("/plain", () => ({ headers: { "cache-control": "max-age=10" }, body: "plain" }))
+      yield* origin.route(
+        "/sie",
+        () => ({ headers: { "cache-control": "max-age=10, stale-if-error=60" }, body: "sie" })
+      )
+      yield* client.execute(get(origin.url("/plain")))
+      yield* client.execute(get(origin.url("/sie")))
+      yield* origin.fail("/plain")
+      yield* origin.fail("/sie")
+      // fresh: a fallback either way
+      assert.strictEqual((yield* read(yield* client.execute(get(origin.url("/plain"))))).status, "failover")
+      yield* TestClock.adjust("30 seconds")
+      const plain = yield* read(yield* client.execute(get(origin.url("/plain"))))
+      assert.deepStrictEqual([plain.status, plain.code], ["bypass", 503], "stale, and the response allows no stale use")
+      const sie = yield* read(yield* client.execute(get(origin.url("/sie"))))
+      assert.deepStrictEqual([sie.status, sie.body], ["failover", "sie"])
+    }).pipe(Effect.scoped, Effect.provide(CacheStore.layerMemory)))
+
   it.effect("a stale-while-revalidate strategy with lifetime > timeToLive is a PolicyError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
