@@ -6,6 +6,7 @@ import { CacheStore } from "@stalewise/core"
 import { Console, Effect } from "effect"
 import { coreModelPart } from "./parts/coreModel.js"
 import { failoverAndCacheFirstPart } from "./parts/failoverAndCacheFirst.js"
+import { httpCachePart } from "./parts/httpCache.js"
 import { staleWhileRevalidatePart } from "./parts/staleWhileRevalidate.js"
 
 const program = Effect.gen(function*() {
@@ -13,6 +14,7 @@ const program = Effect.gen(function*() {
   yield* coreModelPart.pipe(Effect.provide(CacheStore.layerMemory))
   yield* failoverAndCacheFirstPart
   yield* staleWhileRevalidatePart
+  yield* httpCachePart
 })
 
 Effect.runPromise(program).catch((error) => {
