@@ -10,16 +10,24 @@ import CachePolicy from "http-cache-semantics"
 
 /**
  * `http-cache-semantics` reads the time through its `now()` method (its documented seam: "you can
- * monkey-patch it for testing"). A subclass per instant pins it to the `Clock` reading the caller
- * made; `revalidatedPolicy` builds its result with `new this.constructor`, so the pin survives.
+ * monkey-patch it for testing"). Each policy is pinned to the `Clock` reading it was made at:
+ * the base constructor asks `now()` before the subclass's field exists, so it reads `instant`,
+ * which {@link pinned} sets synchronously around every construction (`revalidatedPolicy` builds
+ * its result with `new this.constructor`, so it is covered too). One class, so calls on policies
+ * stay monomorphic.
  */
-const policyClassAt = (now: number): typeof CachePolicy => {
-  class ClockedPolicy extends CachePolicy {
-    now(): number {
-      return now
-    }
+let instant = 0
+
+class ClockedPolicy extends CachePolicy {
+  readonly at: number = instant
+  now(): number {
+    return this.at ?? instant
   }
-  return ClockedPolicy
+}
+
+const pinned = <A>(now: number, make: () => A): A => {
+  instant = now
+  return make()
 }
 
 /** A policy as `http-cache-semantics` serialises it (`toObject()`), kept with the stored response. */
@@ -88,7 +96,7 @@ export const policyRequest = (
 }
 
 /** A live policy, read at `now`. */
-export type Policy = CachePolicy
+export type Policy = ClockedPolicy
 
 /** The policy of a response received at `now`; `shared: false` for a per-user cache. */
 export const make = (
@@ -97,13 +105,16 @@ export const make = (
   shared: boolean,
   now: number
 ): Policy => {
-  const Clocked = policyClassAt(now)
-  return new Clocked(request, { status: response.status, headers: { ...response.headers } }, { shared })
+  return pinned(
+    now,
+    () => new ClockedPolicy(request, { status: response.status, headers: { ...response.headers } }, { shared })
+  )
 }
 
 /** A stored policy, read at `now`. */
 export const fromObject = (object: PolicyObject, now: number): Policy =>
-  policyClassAt(now).fromObject(object as unknown as CachePolicy.CachePolicyObject)
+  // `fromObject` builds with `new this(…)`: a ClockedPolicy
+  pinned(now, () => ClockedPolicy.fromObject(object as unknown as CachePolicy.CachePolicyObject) as ClockedPolicy)
 
 /** The serialisable form of `policy`. */
 export const toObject = (policy: Policy): PolicyObject => policy.toObject() as unknown as PolicyObject
@@ -128,7 +139,8 @@ export const usability = (policy: Policy, request: PolicyRequest): Usability => 
   const fresh = evaluated.response !== undefined && evaluated.revalidation === undefined
   // `revalidatedPolicy` keeps the old policy for an error response exactly when `stale-if-error`
   // (or freshness) allows serving it: the library's public way to ask that question.
-  const staleIfError = fresh || policy.revalidatedPolicy(request, errorResponse).policy === policy
+  const staleIfError = fresh ||
+    pinned(policy.now(), () => policy.revalidatedPolicy(request, errorResponse).policy === policy)
   const headers = policy.revalidationHeaders(request)
   const validators: Record<string, string> = {}
   for (const name of ["if-none-match", "if-modified-since"]) {
@@ -149,8 +161,12 @@ export const revalidated = (
   request: PolicyRequest,
   response: { readonly status: number; readonly headers: Readonly<Record<string, string>> }
 ): { readonly policy: Policy; readonly modified: boolean } => {
-  const result = policy.revalidatedPolicy(request, { status: response.status, headers: { ...response.headers } })
-  return { policy: result.policy, modified: result.modified }
+  const result = pinned(
+    policy.now(),
+    () => policy.revalidatedPolicy(request, { status: response.status, headers: { ...response.headers } })
+  )
+  // built with `new this.constructor(…)`: a ClockedPolicy
+  return { policy: result.policy as ClockedPolicy, modified: result.modified }
 }
 
 /** Milliseconds the response stays fresh from the policy's instant (0 when already stale). */
