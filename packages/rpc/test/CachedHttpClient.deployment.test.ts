@@ -2,7 +2,7 @@
  * The HTTP cache as deployed: two application processes (`fixtures/httpCacheProcess.ts`, real
  * child processes) sharing one real `redis-server` as their `CacheStore`, in front of a real
  * origin on 127.0.0.1, with several users. Real time on purpose: the processes have their own
- * clocks; the stale window (`lifetime` 300 ms) is waited for, once.
+ * clocks; the stale window (`lifetime` 1.5 s, long enough for the second process to read a fresh copy on a busy machine) is waited for, once.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as RedisTest from "@stalewise/redis/test/utils/RedisTest"
@@ -83,7 +83,7 @@ describe("CachedHttpClient deployed: two processes, one Redis store", () => {
         assert.deepStrictEqual(yield* ask(a, url, 1), [{ status: "miss", body: "v1" }])
         assert.deepStrictEqual(yield* ask(b, url, 1), [{ status: "hit", body: "v1" }], "B is served what A stored")
 
-        yield* Effect.sleep(Duration.millis(400)) // past `lifetime`
+        yield* Effect.sleep(Duration.millis(1_600)) // past `lifetime` (1.5 s)
         yield* origin.hang("/r")
         version = 2
         const [fromA, fromB] = yield* Effect.all([ask(a, url, 50), ask(b, url, 50)], { concurrency: 2 })
