@@ -2,7 +2,8 @@
  * The HTTP cache as deployed: two application processes (`fixtures/httpCacheProcess.ts`, real
  * child processes) sharing one real `redis-server` as their `CacheStore`, in front of a real
  * origin on 127.0.0.1, with several users. Real time on purpose: the processes have their own
- * clocks; the stale window (`lifetime` 1.5 s, long enough for the second process to read a fresh copy on a busy machine) is waited for, once.
+ * clocks; the stale window (`lifetime` 1.5 s, long enough for the second process to read a fresh
+ * copy on a busy machine) is waited for, once.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as RedisTest from "@stalewise/redis/test/utils/RedisTest"
