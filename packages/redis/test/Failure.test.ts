@@ -393,6 +393,28 @@ describe.skipIf(!RedisTest.available)("Redis failures (private redis-server: sto
       assert.isBelow(Duration.toMillis(again), 50)
     }))
 
+  it.scopedLive("closing a store lets its writes in flight land: QUIT waits for their answers", () => {
+    const warnings: Array<string> = []
+    const capture = Logger.make(({ logLevel, message }) => {
+      if (logLevel._tag === "Warning") warnings.push(Array.isArray(message) ? message.join(" ") : String(message))
+    })
+    return Effect.gen(function*() {
+      const proxy = yield* RedisTest.slowProxy(100)
+      const keyPrefix = RedisTest.makePrefix()
+      const scope = yield* Scope.make()
+      const store = yield* build({ host, port: proxy.port, keyPrefix, commandTimeout: "2 seconds" }).pipe(
+        Scope.extend(scope)
+      )
+      const [handed] = yield* Effect.timed(CacheStore.setOrWarn(store, "ns:fn:1", entry("in flight"), undefined, {}))
+      assert.isBelow(Duration.toMillis(handed), 100, "the caller did not wait for the 100 ms answer")
+      const [closed] = yield* Effect.timed(Scope.close(scope, Exit.void))
+      assert.isAtLeast(Duration.toMillis(closed), 90, "closing waited for the write's answer")
+      const admin = yield* RedisTest.connect
+      assert.isNotNull(yield* Effect.promise(() => admin.get(`${keyPrefix}v:ns:fn:1`)))
+      assert.deepStrictEqual(warnings, [], "the write was answered, not cut off")
+    }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
+  })
+
   it.scopedLive(
     "after an outage of any length the store answers again within maxReconnectDelay (250 ms)",
     () =>

@@ -162,8 +162,11 @@ export const slowProxy = (delayMillis: number): Effect.Effect<SlowProxy, never, 
               sockets.add(socket)
               socket.once("close", () => {
                 sockets.delete(socket)
-                client.destroy()
-                upstream.destroy()
+                // replies still being delayed go first, as a server's would before its close
+                setTimeout(() => {
+                  client.destroy()
+                  upstream.destroy()
+                }, slow ? delayMillis : 0)
               })
               socket.on("error", () => undefined)
             }
