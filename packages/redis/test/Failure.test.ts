@@ -369,7 +369,7 @@ describe.skipIf(!RedisTest.available)("Redis failures (private redis-server: sto
       assert.strictEqual(missed.status, "miss")
       latencies["job miss"] = Duration.toMillis(first)
       // the read waited for commandTimeout; the write after the fetch did not
-      assert.isBelow(latencies["job miss"], 300)
+      assert.isBelow(latencies["job miss"], 350) // read + write would be ≥ 400
       // read-your-writes in this process: the job's value is served from its unlanded write
       const [again, reread] = yield* Effect.timed(job.getWithOutcome("p-1"))
       assert.deepStrictEqual([reread.status, reread.value], ["hit", "p-1 #1"])
@@ -389,7 +389,7 @@ describe.skipIf(!RedisTest.available)("Redis failures (private redis-server: sto
           Object.entries(latencies).map(([name, ms]) => `${name} ${ms.toFixed(0)} ms`).join(", ")
         }; a re-read of the job's value ${Duration.toMillis(again).toFixed(1)} ms`
       )
-      for (const [name, ms] of Object.entries(latencies)) assert.isBelow(ms, 300, name)
+      for (const [name, ms] of Object.entries(latencies)) assert.isBelow(ms, 350, name)
       assert.isBelow(Duration.toMillis(again), 50)
     }))
 
