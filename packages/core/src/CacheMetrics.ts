@@ -79,6 +79,21 @@ const storeDecodeFailuresKey = MetricKey.counter("stalewise_store_decode_failure
  */
 export const storeDecodeFailures: Metric.Metric.Counter<number> = Metric.fromMetricKey(storeDecodeFailuresKey)
 
+const storeWritesDroppedKey = MetricKey.counter("stalewise_store_writes_dropped", {
+  description: "CacheStore background writes dropped because too many were in flight",
+  incremental: true
+})
+
+/**
+ * Background writes (`CacheStore.setInBackground`, the writes after upstream calls) a store did
+ * not send because its bound of writes in flight was reached — a backend that stopped answering.
+ * The value was served, just not cached.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const storeWritesDropped: Metric.Metric.Counter<number> = Metric.fromMetricKey(storeWritesDroppedKey)
+
 /**
  * The labels a store backend tags its metrics with. Build them once per store: metric hooks
  * are cached per label array, which keeps updates cheap on hot paths.
@@ -103,6 +118,7 @@ export interface StoreCounters {
   readonly error: () => void
   readonly eviction: () => void
   readonly decodeFailure: () => void
+  readonly writeDropped: () => void
 }
 
 /**
@@ -130,7 +146,8 @@ export const makeStoreCounters = (backend: string): StoreCounters => {
     miss: resolve(storeMissesKey),
     error: resolve(storeErrorsKey),
     eviction: resolve(storeEvictionsKey),
-    decodeFailure: resolve(storeDecodeFailuresKey)
+    decodeFailure: resolve(storeDecodeFailuresKey),
+    writeDropped: resolve(storeWritesDroppedKey)
   }
 }
 

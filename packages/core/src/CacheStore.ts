@@ -88,6 +88,22 @@ export declare namespace CacheStore {
       entry: CacheEntry<A>,
       schema?: Schema.Schema<A, I> | undefined
     ) => Effect.Effect<void, CacheStoreError>
+    /**
+     * Stores `entry` at `key` without making the caller wait for the backend — the write after an
+     * upstream call (`setOrWarn`). Reads of this store instance see the entry at once (until the
+     * write has landed or failed); other processes see it once the backend has it. The write
+     * runs in the background, a bounded number at a time (beyond it, dropped and counted in
+     * `CacheMetrics.storeWritesDropped`); its failures are counted and logged, never returned.
+     * Fails only for what is known at once (`Encode`).
+     *
+     * Optional: a backend whose writes cannot wait on a network (memory) leaves it out, and
+     * `setOrWarn` uses `set`.
+     */
+    readonly setInBackground?: <A, I = A>(
+      key: string,
+      entry: CacheEntry<A>,
+      schema?: Schema.Schema<A, I> | undefined
+    ) => Effect.Effect<void, CacheStoreError>
     /** Removes the entry at `key`, if any. */
     readonly delete: (key: string) => Effect.Effect<void, CacheStoreError>
     /** Removes every entry whose key starts with `prefix`; returns how many it removed. */
@@ -320,8 +336,11 @@ export const getOrMiss = <A, I>(
   )
 
 /**
- * Writes `entry` at `key`, turning a store failure into a logged warning: the caller already has
- * its value, it is just not cached.
+ * Writes `entry` at `key` after an upstream call, turning a store failure into a logged warning:
+ * the caller already has its value, it is just not cached. With a store that writes in the
+ * background (`setInBackground`, e.g. Redis) the caller does not wait for the backend: a paused
+ * Redis costs the caller nothing here, and the same store instance reads the entry at once.
+ * Otherwise it waits for `set`. This is how strategies write.
  *
  * @since 0.1.0
  * @category combinators
@@ -333,10 +352,11 @@ export const setOrWarn = <A, I>(
   schema: Schema.Schema<A, I> | undefined,
   annotations: Readonly<Record<string, string>>
 ): Effect.Effect<void> =>
-  store.set(key, entry, schema).pipe(
-    Effect.catchAll((error) =>
-      Effect.logWarning("stalewise: store write failed, value not cached").pipe(
-        Effect.annotateLogs({ ...annotations, key, error: error.message })
+  (store.setInBackground === undefined ? store.set(key, entry, schema) : store.setInBackground(key, entry, schema))
+    .pipe(
+      Effect.catchAll((error) =>
+        Effect.logWarning("stalewise: store write failed, value not cached").pipe(
+          Effect.annotateLogs({ ...annotations, key, error: error.message })
+        )
       )
     )
-  )

@@ -62,6 +62,29 @@ export const suite = <E, R>(
         assert.deepStrictEqual(Option.getOrThrow(got), entry)
       }))
 
+    // setOrWarn is how strategies write; with a backend that writes in the background
+    // (`setInBackground`), the caller does not wait, and this must still hold.
+    test(
+      "setOrWarn: read back at once; a later set or delete from this instance wins, also once it lands",
+      (store, ns) =>
+        Effect.gen(function*() {
+          const settle = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 50)))
+          const entry = entryAt("written", 0, 1_000, 60_000)
+          yield* CacheStore.setOrWarn(store, `${ns}:fn:1`, entry, undefined, {})
+          assert.deepStrictEqual(Option.getOrThrow(yield* store.get(`${ns}:fn:1`)), entry)
+          yield* CacheStore.setOrWarn(store, `${ns}:fn:2`, entryAt("behind", 0, 1_000, 60_000), undefined, {})
+          yield* store.delete(`${ns}:fn:2`)
+          yield* CacheStore.setOrWarn(store, `${ns}:fn:3`, entryAt("behind", 0, 1_000, 60_000), undefined, {})
+          yield* store.set(`${ns}:fn:3`, entryAt("ahead", 1, 1_000, 60_000))
+          assert.isTrue(Option.isNone(yield* store.get(`${ns}:fn:2`)))
+          assert.strictEqual(Option.getOrThrow(yield* store.get(`${ns}:fn:3`)).value, "ahead")
+          yield* settle
+          assert.deepStrictEqual(Option.getOrThrow(yield* store.get(`${ns}:fn:1`)), entry)
+          assert.isTrue(Option.isNone(yield* store.get(`${ns}:fn:2`)))
+          assert.strictEqual(Option.getOrThrow(yield* store.get(`${ns}:fn:3`)).value, "ahead")
+        })
+    )
+
     test("a second set replaces the entry", (store, ns) =>
       Effect.gen(function*() {
         yield* store.set(`${ns}:fn:1`, entryAt("old", 0, 1_000, 60_000))

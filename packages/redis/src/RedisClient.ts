@@ -1,8 +1,11 @@
 /**
- * `RedisClient`: one scoped ioredis connection as a service. `make` connects eagerly (failing with
- * a typed `RedisError` when the server cannot be reached within `connectTimeout`) and quits when
- * its scope closes; `use` runs a command through the client as an `Effect`, bounded by
- * `commandTimeout`. The Redis-backed stores, leases and buses of this package are built on it.
+ * `RedisClient`: one scoped ioredis connection as a service. `make` connects and waits for the
+ * connection (up to `connectTimeout`); when Redis cannot be reached it returns all the same and
+ * keeps connecting in the background (or fails, with `whenUnreachable: "fail"`), so that an app
+ * starts while Redis is down. It quits when its scope closes; `use` runs a command through the
+ * client as an `Effect`, bounded by `commandTimeout`. After a connection loss it reconnects at
+ * most `maxReconnectDelay` apart, whatever the outage's length. The Redis-backed stores, leases
+ * and buses of this package are built on it.
  *
  * @since 0.1.0
  */
@@ -119,7 +122,8 @@ export class RedisError extends Schema.TaggedError<RedisError>("@stalewise/redis
  * Connection options. Any other ioredis option (`tls`, `retryStrategy`, `maxRetriesPerRequest`,
  * `connectionName`, …) is passed through, except `keyPrefix` (this package prefixes keys itself:
  * ioredis does not apply `keyPrefix` to `SCAN` or `KEYS` patterns) and `lazyConnect` (`make`
- * always connects before it returns).
+ * always starts connecting before it returns). A `retryStrategy` given here replaces the one
+ * `maxReconnectDelay` configures.
  *
  * @since 0.1.0
  * @category models
@@ -140,20 +144,68 @@ export interface RedisOptions extends
   readonly username?: string | undefined
   /** Sent with `AUTH` on connect; kept out of errors and logs. */
   readonly password?: Redacted.Redacted | undefined
-  /** How long `make` may take to reach a ready connection. Default 10 seconds. */
+  /**
+   * How long `make` waits for a ready connection, and how long each connection attempt may take.
+   * Default 10 seconds.
+   */
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** How long `use` waits for an answer. Default 5 seconds. */
   readonly commandTimeout?: Duration.DurationInput | undefined
+  /**
+   * What `make` does when Redis cannot be reached (refused, or not ready within
+   * `connectTimeout`): `"keep-trying"` (the default) returns the client, logs a warning and keeps
+   * connecting in the background — commands fail with `Connection` until it is ready, so that
+   * the stores degrade to the upstream and recover by themselves; `"fail"` fails with
+   * `RedisError` and stops trying. A server that rejects the credentials fails `make` either way:
+   * retrying cannot fix that.
+   */
+  readonly whenUnreachable?: "keep-trying" | "fail" | undefined
+  /**
+   * The longest wait between two reconnection attempts after the connection is lost (or was never
+   * made): attempts start 50 ms apart and grow by 50 ms up to this, with jitter, so a Redis that
+   * comes back is used again within about this long, however long it was away. Default 250 ms.
+   * Ignored when `retryStrategy` is given.
+   */
+  readonly maxReconnectDelay?: Duration.DurationInput | undefined
 }
 
 const defaultConnectTimeout = Duration.seconds(10)
 const defaultCommandTimeout = Duration.seconds(5)
+const defaultMaxReconnectDelay = Duration.millis(250)
 
 /**
- * Connects to Redis and returns the client; the connection is closed with `QUIT` when the scope
- * closes (with `disconnect` when `QUIT` fails or gets no answer in `commandTimeout`). Fails with
- * `RedisError` (`Connection`, or `Timeout` when not ready within `connectTimeout`); a failed
- * connect does not keep retrying in the background.
+ * ioredis's `retryStrategy` for a `maxReconnectDelay`: 50 ms, 100 ms, … up to `max`, each delay
+ * drawn in its upper half (jitter, so that many instances do not reconnect in step). ioredis's
+ * own grows to 2 s, which made recovery after a long outage take up to that long.
+ *
+ * @example
+ * ```ts
+ * import { RedisClient } from "@stalewise/redis"
+ *
+ * const delays = RedisClient.reconnectDelays("1 second")
+ * delays(1) // between 25 and 50 (ms)
+ * delays(100) // between 500 and 1000 (ms)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const reconnectDelays = (max: Duration.DurationInput): (attempt: number) => number => {
+  const maxMillis = Math.max(1, Duration.toMillis(max))
+  return (attempt) => {
+    const delay = Math.min(50 * Math.max(1, attempt), maxMillis)
+    return Math.max(1, Math.round(delay * (0.5 + Math.random() / 2)))
+  }
+}
+
+/**
+ * Connects to Redis and returns the client once the connection is ready; the connection is
+ * closed with `QUIT` when the scope closes (with `disconnect` when `QUIT` fails or gets no answer
+ * in `commandTimeout`). When Redis cannot be reached (refused, or not ready within
+ * `connectTimeout`), it returns the client all the same and keeps connecting in the background
+ * (`whenUnreachable: "keep-trying"`, the default), or fails with `RedisError` (`Connection`, or
+ * `Timeout`) and stops trying (`"fail"`). Credentials the server rejects fail with `RedisError`
+ * `Connection` either way.
  *
  * @example
  * ```ts
@@ -184,14 +236,17 @@ export const make = Effect.fnUntraced(function*(
     connectTimeout: connectTimeoutInput,
     db,
     host,
+    maxReconnectDelay,
     password,
     port,
     username,
+    whenUnreachable,
     ...passthrough
   } = options
   const connectTimeout = Duration.decode(connectTimeoutInput ?? defaultConnectTimeout)
   const commandTimeout = Duration.decode(commandTimeoutInput ?? defaultCommandTimeout)
   const ioOptions: IoRedisOptions = {
+    retryStrategy: reconnectDelays(maxReconnectDelay ?? defaultMaxReconnectDelay),
     ...passthrough,
     lazyConnect: true,
     connectTimeout: Duration.toMillis(connectTimeout)
@@ -218,7 +273,18 @@ export const make = Effect.fnUntraced(function*(
     }),
     (client) => close(client, commandTimeout)
   )
-  yield* connect(client, connectTimeout)
+  yield* connect(client, connectTimeout).pipe(
+    Effect.catchAll((error) => {
+      if (whenUnreachable === "fail" || isRejectedByServer(error.cause)) {
+        // ioredis keeps reconnecting after a failed connect (retryStrategy); a failed `make` must not.
+        return Effect.zipRight(Effect.sync(() => disconnectNow(client)), Effect.fail(error))
+      }
+      // ioredis goes on reconnecting (retryStrategy); commands fail fast until it is ready.
+      return Effect.logWarning("stalewise: Redis unreachable, connecting in the background").pipe(
+        Effect.annotateLogs({ error: error.message })
+      )
+    })
+  )
 
   return RedisClient.of({
     [TypeId]: TypeId,
@@ -302,8 +368,6 @@ const connect = (client: Redis, timeout: Duration.Duration): Effect.Effect<void,
       duration: timeout,
       onTimeout: () => new RedisError({ reason: "Timeout", method: "connect", cause: redactCredentials(lastError) })
     }),
-    // ioredis keeps reconnecting after a failed connect (retryStrategy); a failed `make` must not.
-    Effect.onError(() => Effect.sync(() => disconnectNow(client))),
     Effect.ensuring(Effect.sync(() => client.off("error", onError)))
   )
 }
@@ -376,5 +440,10 @@ const redactCredentials = (error: unknown): unknown => {
   }
   return error
 }
+
+// The server answered the handshake with an error (WRONGPASS, NOAUTH, …): a configuration
+// mistake that reconnecting cannot fix, unlike a refused or hung connection.
+const isRejectedByServer = (error: unknown): boolean =>
+  Predicate.hasProperty(error, "name") && error.name === "ReplyError"
 
 const isTimeoutError = (error: unknown): boolean => Predicate.hasProperty(error, "code") && error.code === "ETIMEDOUT"

@@ -37,6 +37,13 @@ export interface Options {
    * removes at once. Default 1,000.
    */
   readonly scanCount?: number | undefined
+  /**
+   * The most writes after upstream calls (`setInBackground`, what strategies use) in flight at
+   * once. Those writes do not make the caller wait: a Redis that stopped answering holds each for
+   * `commandTimeout`, and past this bound new ones are dropped (not cached) and counted in
+   * `CacheMetrics.storeWritesDropped`. `0` makes them wait for Redis like `set`. Default 1,000.
+   */
+  readonly backgroundWrites?: number | undefined
 }
 
 /**
@@ -72,14 +79,21 @@ export const clientDefaults: {
 
 /**
  * Builds a store over the `RedisClient` in context. Fails with `PolicyError` for a `scanCount`
- * that is not a positive integer.
+ * that is not a positive integer or a `backgroundWrites` that is not a non-negative integer.
  *
  * **Details**
  *
  * - `get`: `GET`, decode with the schema (a miss when absent, expired by `Clock`, or
  *   undecodable — then deleted with a compare-and-delete, counted and logged).
  * - `set`: `SET key envelope PX remaining` (no `PX` for entries that never expire); an entry
- *   already expired by `Clock` deletes the key.
+ *   already expired by `Clock` deletes the key. It waits for Redis and reports failures.
+ * - `setInBackground` (the write after an upstream call, through `CacheStore.setOrWarn`): the
+ *   same command, sent at once and not awaited; until it has landed or failed, this store's
+ *   `get` answers with the entry (read-your-writes in this process), other processes see it
+ *   once Redis has it. At most `backgroundWrites` in flight (beyond: dropped, counted in
+ *   `CacheMetrics.storeWritesDropped`); failures are counted in `storeErrors` and logged. A
+ *   `set`, `delete` or `deletePrefix` of the key replaces the unlanded entry; commands on one
+ *   connection run in order, so the later one wins in Redis too.
  * - `delete`: `UNLINK`; `deletePrefix`: `SCAN MATCH <escaped prefix>*` with `UNLINK` per batch,
  *   pipelined with the next `SCAN`.
  * - Leases: a Lua script takes the lease when the key is absent or its stored `expiresAt` is not
@@ -141,7 +155,10 @@ export const layerFromClient = (
 
 /**
  * A store with a connection of its own, opened when the layer is built and closed when it is
- * released. Fails with `RedisError` when Redis cannot be reached within `connectTimeout`.
+ * released. It builds while Redis is down (calls fail fast as `Unavailable` — strategies treat
+ * them as misses — and the store answers again once the connection is back, see
+ * `RedisClient.RedisOptions.whenUnreachable`); fails with `RedisError` when Redis rejects the
+ * credentials.
  *
  * @example
  * ```ts
@@ -189,9 +206,9 @@ export const layerConfig = (
   Layer.scoped(CacheStore.CacheStore, Effect.flatMap(Config.unwrap(config), scoped))
 
 const scoped = (options: LayerOptions) => {
-  const { keyPrefix, scanCount, ...connection } = options
+  const { backgroundWrites, keyPrefix, scanCount, ...connection } = options
   return Effect.flatMap(
     RedisClient.make({ ...clientDefaults, ...connection }),
-    (redis) => internal.make(redis, { keyPrefix, scanCount })
+    (redis) => internal.make(redis, { backgroundWrites, keyPrefix, scanCount })
   )
 }

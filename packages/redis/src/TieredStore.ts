@@ -111,8 +111,9 @@ interface PendingRead {
 
 /**
  * Builds a tiered store over the `RedisClient` in context, with a second connection of its own
- * (the subscriber, closed with the scope). Fails with `RedisError` when the subscriber cannot
- * connect or subscribe, and with `PolicyError` for invalid memory options.
+ * (the subscriber, closed with the scope). Builds while Redis is down (the subscriber subscribes
+ * once it connects); fails with `RedisError` when the subscriber is refused (credentials) or,
+ * connected, cannot subscribe, and with `PolicyError` for invalid memory options.
  *
  * **Details**
  *
@@ -231,7 +232,8 @@ export const make = Effect.fnUntraced(function*(
         subscriber.client.off("ready", onReady)
       })
   )
-  yield* subscriber.use("subscribe", (client) => client.subscribe(channel))
+  // Redis down at build time: the subscriber subscribes on its first "ready", like after a reconnect.
+  if (subscriber.client.status === "ready") yield* subscriber.use("subscribe", (client) => client.subscribe(channel))
 
   const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.tapError(effect, () => Effect.sync(counters.error))
@@ -276,6 +278,14 @@ export const make = Effect.fnUntraced(function*(
         ),
         counted
       ),
+    // The memory tier has it at once; Redis in the background (and on failure, as with `set`,
+    // this instance keeps serving it).
+    setInBackground: (key, entry, schema) =>
+      Effect.suspend(() => {
+        dropKey(key)
+        keep(key, entry)
+        return counted(remote.setInBackground(key, entry, schema))
+      }),
     delete: (key) =>
       Effect.suspend(() => {
         dropKey(key)
@@ -369,12 +379,12 @@ export const layerConfig = (
   Layer.scoped(CacheStore.CacheStore, Effect.flatMap(Config.unwrap(config), scoped))
 
 const scoped = (options: LayerOptions) => {
-  const { channel, keyPrefix, memory, memoryTimeToLive, scanCount, ...connection } = options
+  const { backgroundWrites, channel, keyPrefix, memory, memoryTimeToLive, scanCount, ...connection } = options
   return Effect.flatMap(
     RedisClient.make({ ...clientDefaults, ...connection }),
     (redis) =>
       Effect.provideService(
-        make({ channel, keyPrefix, memory, memoryTimeToLive, scanCount }),
+        make({ backgroundWrites, channel, keyPrefix, memory, memoryTimeToLive, scanCount }),
         RedisClient.RedisClient,
         redis
       )

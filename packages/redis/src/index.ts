@@ -21,10 +21,13 @@
 export * as BullRefreshQueue from "./BullRefreshQueue.js"
 
 /**
- * `RedisClient`: one scoped ioredis connection as a service. `make` connects eagerly (failing with
- * a typed `RedisError` when the server cannot be reached within `connectTimeout`) and quits when
- * its scope closes; `use` runs a command through the client as an `Effect`, bounded by
- * `commandTimeout`. The Redis-backed stores, leases and buses of this package are built on it.
+ * `RedisClient`: one scoped ioredis connection as a service. `make` connects and waits for the
+ * connection (up to `connectTimeout`); when Redis cannot be reached it returns all the same and
+ * keeps connecting in the background (or fails, with `whenUnreachable: "fail"`), so that an app
+ * starts while Redis is down. It quits when its scope closes; `use` runs a command through the
+ * client as an `Effect`, bounded by `commandTimeout`. After a connection loss it reconnects at
+ * most `maxReconnectDelay` apart, whatever the outage's length. The Redis-backed stores, leases
+ * and buses of this package are built on it.
  *
  * @since 0.1.0
  */

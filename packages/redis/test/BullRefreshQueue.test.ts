@@ -21,9 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import * as ChildProcess from "node:child_process"
-import * as Readline from "node:readline"
-import { fileURLToPath } from "node:url"
+import * as Fixture from "./utils/Fixture.js"
 import * as RedisTest from "./utils/RedisTest.js"
 
 const log = (message: string) => console.info(`[stalewise] ${message}`)
@@ -366,7 +364,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
           lifetime: "1 minute"
         }).pipe(Effect.provide(app))
 
-        const child = yield* spawnWorker({
+        const child = yield* Fixture.spawn("bullWorker", {
           REDIS_HOST: RedisTest.host,
           REDIS_PORT: String(RedisTest.port),
           QUEUE: queueName,
@@ -479,56 +477,3 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       )
     }))
 })
-
-/** A worker child process (`test/fixtures/bullWorker.ts`), SIGKILLed when the scope closes if still alive. */
-const spawnWorker = (env: Record<string, string>) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const fixture = fileURLToPath(new URL("./fixtures/bullWorker.ts", import.meta.url))
-      const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", fixture], {
-        cwd: fileURLToPath(new URL("..", import.meta.url)),
-        env: { ...process.env, ...env },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      const lines: Array<string> = []
-      const waiting = new Set<() => void>()
-      Readline.createInterface({ input: child.stdout }).on("line", (line) => {
-        lines.push(line)
-        for (const wake of waiting) wake()
-      })
-      const errors: Array<string> = []
-      child.stderr.on("data", (chunk: Buffer) => errors.push(chunk.toString("utf8")))
-      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_, signal) => resolve(signal)))
-      return { child, lines, waiting, errors, exited }
-    }),
-    ({ child, exited }) =>
-      Effect.promise(async () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-        await exited
-      })
-  ).pipe(Effect.map(({ child, errors, exited, lines, waiting }) => ({
-    /** Waits for a line of the child's output, failing after `timeout`. */
-    line: (expected: string, timeout: Duration.DurationInput) =>
-      Effect.async<void>((resume) => {
-        const check = () => {
-          if (lines.includes(expected)) {
-            waiting.delete(check)
-            resume(Effect.void)
-          }
-        }
-        waiting.add(check)
-        check()
-        return Effect.sync(() => waiting.delete(check))
-      }).pipe(
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new Error(`the worker child did not print ${expected}: ${lines.join(" | ")} ${errors.join("")}`)
-        })
-      ),
-    kill: Effect.promise(async () => {
-      child.kill("SIGKILL")
-      assert.strictEqual(await exited, "SIGKILL")
-    }),
-    errors: () => errors
-  })))

@@ -76,11 +76,16 @@ const silentServer = Effect.acquireRelease(
 )
 
 describe("RedisClient without a server", () => {
-  it.live("fails fast with a Connection error when nothing listens on the port", () =>
+  it.live("whenUnreachable: fail — fails fast with a Connection error when nothing listens on the port", () =>
     Effect.gen(function*() {
       const port = yield* closedPort
       const start = yield* Clock.currentTimeMillis
-      const error = yield* RedisClient.make({ host: "127.0.0.1", port, connectTimeout: "2 seconds" }).pipe(
+      const error = yield* RedisClient.make({
+        host: "127.0.0.1",
+        port,
+        connectTimeout: "2 seconds",
+        whenUnreachable: "fail"
+      }).pipe(
         Effect.scoped,
         Effect.flip
       )
@@ -92,13 +97,15 @@ describe("RedisClient without a server", () => {
       assert.isBelow(elapsed, 1_000)
     }))
 
-  it.live("fails with a Timeout error when the server does not become ready within connectTimeout", () =>
+  it.live("whenUnreachable: fail — a Timeout error when the server does not become ready within connectTimeout", () =>
     Effect.gen(function*() {
       const server = yield* silentServer
       const port = server.port
       const start = yield* Clock.currentTimeMillis
       // The scope stays open while we look: cleaning up a failed connect must not wait for it.
-      const error = yield* Effect.flip(RedisClient.make({ host: "127.0.0.1", port, connectTimeout: "200 millis" }))
+      const error = yield* Effect.flip(
+        RedisClient.make({ host: "127.0.0.1", port, connectTimeout: "200 millis", whenUnreachable: "fail" })
+      )
       const elapsed = (yield* Clock.currentTimeMillis) - start
       assert.strictEqual(error.reason, "Timeout")
       assert.strictEqual(error.method, "connect")
@@ -112,6 +119,51 @@ describe("RedisClient without a server", () => {
       yield* Effect.sleep("300 millis")
       assert.strictEqual(server.accepted(), 1)
     }).pipe(Effect.scoped))
+})
+
+describe.skipIf(!RedisTest.available)("RedisClient when Redis is down at first (the default)", () => {
+  it.scopedLive("builds at once, commands fail fast with Connection, and it connects when Redis starts", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTest.privateServerDown
+      const [built, redis] = yield* Effect.timed(
+        RedisClient.make({ host: RedisTest.host, port: server.port, commandTimeout: "200 millis" })
+      )
+      assert.isBelow(Duration.toMillis(built), 1_000)
+      const delays: Array<number> = []
+      redis.client.on("reconnecting", (delay: number) => delays.push(delay))
+      const error = yield* Effect.flip(redis.use("ping", (client) => client.ping()))
+      // ioredis's offline queue (on by default here) would hold the command: it fails at the timeout
+      // or at once, never hangs past the commandTimeout
+      assert.oneOf(error.reason, ["Connection", "Timeout"])
+      yield* Effect.sleep("1 second")
+      yield* server.start
+      const recovered = yield* RedisTest.eventually(
+        Effect.map(Effect.either(redis.use("ping", (client) => client.ping())), (result) => result._tag === "Right"),
+        { within: "5 seconds", every: "10 millis" }
+      )
+      assert.isBelow(recovered, 500)
+      assert.isAbove(delays.length, 3, "it kept trying")
+      assert.isAtMost(Math.max(...delays), 250, "maxReconnectDelay")
+    }))
+
+  it.scopedLive("a hung server: make returns after connectTimeout and keeps trying", () =>
+    Effect.gen(function*() {
+      const server = yield* silentServer
+      const [built, redis] = yield* Effect.timed(
+        RedisClient.make({
+          host: "127.0.0.1",
+          port: server.port,
+          connectTimeout: "200 millis",
+          commandTimeout: "100 millis"
+        })
+      )
+      assert.isAtLeast(Duration.toMillis(built), 150)
+      assert.isBelow(Duration.toMillis(built), 1_000)
+      const error = yield* Effect.flip(redis.use("ping", (client) => client.ping()))
+      assert.oneOf(error.reason, ["Connection", "Timeout"])
+      // each attempt times out after connectTimeout; another one follows
+      yield* RedisTest.eventually(Effect.sync(() => server.accepted() >= 2), { within: "3 seconds" })
+    }))
 })
 
 describe.skipIf(!RedisTest.available)("RedisClient against redis-server", () => {

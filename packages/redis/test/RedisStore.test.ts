@@ -59,6 +59,23 @@ describe.skipIf(!RedisTest.available)("RedisStore", () => {
     { serializes: true, corrupt }
   )
 
+  it.scopedLive("writes after upstream calls: sent at once, in order with this instance's later set and delete", () =>
+    Effect.gen(function*() {
+      const prefix = RedisTest.makePrefix()
+      const store = yield* build({ ...connection, keyPrefix: prefix })
+      const inRedis = (key: string) => raw((client) => client.get(`${prefix}v:${key}`))
+      const written = entryAt("written", Date.now(), 60_000, 600_000)
+      yield* CacheStore.setOrWarn(store, "ns:fn:1", written, undefined, {})
+      yield* CacheStore.setOrWarn(store, "ns:fn:2", entryAt("behind", Date.now(), 60_000, 600_000), undefined, {})
+      yield* store.delete("ns:fn:2")
+      yield* CacheStore.setOrWarn(store, "ns:fn:3", entryAt("behind", Date.now(), 60_000, 600_000), undefined, {})
+      yield* store.set("ns:fn:3", entryAt("ahead", Date.now(), 60_000, 600_000))
+      yield* RedisTest.eventually(Effect.map(inRedis("ns:fn:1"), (json) => json !== null), { within: "1 second" })
+      yield* Effect.sleep("50 millis")
+      assert.isNull(yield* inRedis("ns:fn:2"), "the delete came after the write")
+      assert.include(yield* inRedis("ns:fn:3"), "ahead", "the set came after the write")
+    }))
+
   it.scoped("stores core's envelope at <keyPrefix>v:<key> with a native PX; no PX for never", () =>
     Effect.gen(function*() {
       const prefix = RedisTest.makePrefix()

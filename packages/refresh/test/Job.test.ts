@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheStore } from "@stalewise/core"
-import { Job, RefreshQueue } from "@stalewise/refresh"
+import { Job, JobRegistry, RefreshQueue } from "@stalewise/refresh"
 import { Duration, Effect, Fiber, Layer, Option, Schema, Supervisor, TestClock } from "effect"
 import {
   eventually,
@@ -261,6 +261,118 @@ describe("Job: single flight and leases", () => {
         assert.strictEqual(first!.key, second!.key)
         assert.strictEqual(first!.job, job.name)
         assert.strictEqual(upstream.state.calls, 1)
+      })
+    )
+  })
+
+  it.effect("refreshes run in another process repeat every time the value goes stale, not once per refreshLease", () => {
+    const upstream = makeUpstream()
+    const app = makeLostQueue()
+    const worker = makeLostQueue()
+    let leaseCalls = 0
+    return Effect.gen(function*() {
+      const memory = yield* CacheStore.makeMemory()
+      const store: CacheStore.CacheStore.Service = {
+        ...memory,
+        acquireLease: (key, duration) =>
+          Effect.zipRight(
+            Effect.sync(() => leaseCalls++),
+            // a round trip long enough for concurrent readers to overlap
+            Effect.zipRight(Effect.sleep("10 millis"), memory.acquireLease(key, duration))
+          )
+      }
+      const shared = Layer.succeed(CacheStore.CacheStore, store)
+      const appEnv = yield* Layer.build(Layer.merge(app.layer, shared))
+      const workerEnv = yield* Layer.build(Layer.merge(worker.layer, shared))
+      const options = { name: unique(), fetch: upstream.fetch, lifetime: "1 minute", refreshLease: "1 hour" } as const
+      const appJob = yield* Effect.provide(Job.make(options), appEnv)
+      yield* Effect.provide(Job.make(options), workerEnv)
+      /** The worker takes the app's last request and runs it: fetch, store, release the lease. */
+      const workerRuns = (n: number) =>
+        Effect.provide(JobRegistry.run(app.offered[n - 1]!), workerEnv).pipe(
+          Effect.tap((result) => assert.strictEqual(result, "succeeded"))
+        )
+
+      assert.strictEqual(yield* appJob.get("a"), "a#1")
+      for (let cycle = 1; cycle <= 4; cycle++) {
+        yield* TestClock.adjust(minutes(1))
+        // 100 concurrent stale readers: one lease round trip, one request
+        const leaseCallsBefore = leaseCalls
+        const readers = yield* Effect.fork(
+          Effect.all(Array.from({ length: 100 }, () => appJob.getWithOutcome("a")), { concurrency: "unbounded" })
+        )
+        yield* TestClock.adjust("10 millis")
+        const served = yield* Fiber.join(readers)
+        assert.isTrue(served.every((outcome) => outcome.status === "stale" && outcome.value === `a#${cycle}`))
+        assert.strictEqual(leaseCalls - leaseCallsBefore, 1, `cycle ${cycle}: one lease call`)
+        assert.strictEqual(app.offered.length, cycle, `cycle ${cycle}: one request`)
+        // until the refresh lands, the stale readers neither take the lease nor ask again
+        yield* TestClock.adjust("5 seconds")
+        assert.strictEqual((yield* appJob.getWithOutcome("a")).status, "stale")
+        assert.strictEqual(leaseCalls - leaseCallsBefore, 1)
+        yield* workerRuns(cycle)
+        const landed = yield* appJob.getWithOutcome("a")
+        assert.deepStrictEqual([landed.status, landed.value], ["hit", `a#${cycle + 1}`])
+      }
+      assert.strictEqual(app.offered.length, 4)
+      assert.strictEqual(worker.offered.length, 0)
+      assert.strictEqual(upstream.state.calls, 5)
+    }).pipe(Effect.scoped)
+  })
+
+  it.effect("a landed refresh ends the request memo at once, even when it goes stale before the memo would run out", () => {
+    const upstream = makeUpstream()
+    const app = makeLostQueue()
+    const worker = makeLostQueue()
+    return Effect.gen(function*() {
+      const shared = Layer.succeed(CacheStore.CacheStore, yield* CacheStore.makeMemory())
+      const appEnv = yield* Layer.build(Layer.merge(app.layer, shared))
+      const workerEnv = yield* Layer.build(Layer.merge(worker.layer, shared))
+      const options = {
+        name: unique(),
+        fetch: upstream.fetch,
+        lifetime: "1 minute",
+        refreshLease: "1 hour",
+        jitter: 0.5
+      } as const
+      // The app's values live the full minute; the worker's are jittered to ~30 s.
+      const appJob = yield* Effect.provide(Job.make(options), appEnv).pipe(Effect.withRandomFixed([0]))
+      yield* Effect.provide(Job.make(options), workerEnv).pipe(Effect.withRandomFixed([0.99]))
+
+      yield* appJob.get("a")
+      yield* TestClock.adjust(minutes(1))
+      assert.strictEqual((yield* appJob.getWithOutcome("a")).status, "stale")
+      assert.strictEqual(app.offered.length, 1)
+      yield* Effect.provide(JobRegistry.run(app.offered[0]!), workerEnv)
+      const landed = Option.getOrThrow(yield* appJob.peek("a"))
+      assert.strictEqual(landed.staleAt - landed.createdAt, 30_300)
+      // stale again 30.3 s after the last request: asked for again, not after a minute
+      yield* TestClock.adjust("30300 millis")
+      const stale = yield* appJob.getWithOutcome("a")
+      assert.deepStrictEqual([stale.status, stale.value], ["stale", "a#2"])
+      assert.strictEqual(app.offered.length, 2)
+    }).pipe(Effect.scoped)
+  })
+
+  it.effect("a refresh that never lands is asked for again after min(lifetime, refreshLease)", () => {
+    const upstream = makeUpstream()
+    const lost = makeLostQueue()
+    return withEnv(
+      Layer.merge(CacheStore.layerMemory, lost.layer),
+      Effect.gen(function*() {
+        const job = yield* Job.make({ name: unique(), fetch: upstream.fetch, lifetime: "1 minute" })
+        yield* job.get("a")
+        yield* TestClock.adjust(minutes(1))
+        yield* job.get("a")
+        assert.strictEqual(lost.offered.length, 1)
+        // its lease (60 s by default) is not released: the worker died. The next request must
+        // wait for it to run out, and no reader asks in between.
+        yield* TestClock.adjust(millis(60_000 - 1))
+        yield* job.get("a")
+        assert.strictEqual(lost.offered.length, 1)
+        yield* TestClock.adjust(millis(1))
+        yield* job.get("a")
+        assert.strictEqual(lost.offered.length, 2)
       })
     )
   })

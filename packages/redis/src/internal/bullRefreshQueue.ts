@@ -123,8 +123,26 @@ export const make = Effect.fnUntraced(function*(
     // The connection is not BullMQ's to close, so this has nothing to wait for; bounded all the same.
     (queue) => Effect.ignore(Effect.timeout(Effect.interruptible(closeQuietly(queue.close())), "5 seconds"))
   )
-  // BullMQ loads its scripts and checks the server's version on the shared connection.
-  yield* redis.use("bullmq.connect", () => queue.waitUntilReady())
+  // BullMQ loads its scripts and checks the server's version on the shared connection once it is
+  // ready. While Redis is down that waits for it (BullMQ's own `add` would wait too): the layer
+  // builds at once and `offer` answers with the fallback until the queue is ready.
+  let ready = false
+  const becomeReady = redis.use("bullmq.connect", () => queue.waitUntilReady()).pipe(
+    Effect.tap(() => Effect.sync(() => ready = true))
+  )
+  if (redis.client.status === "ready") {
+    yield* becomeReady
+  } else {
+    yield* Effect.forkScoped(
+      becomeReady.pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning("stalewise: BullMQ could not use the Redis connection", error.message).pipe(
+            Effect.annotateLogs({ queue: queueName })
+          )
+        )
+      )
+    )
+  }
 
   let open = true
   yield* Effect.addFinalizer(() => Effect.sync(() => open = false))
@@ -163,6 +181,8 @@ export const make = Effect.fnUntraced(function*(
     offer: (request) =>
       Effect.suspend(() => {
         if (!open) return unavailable(request, "refresh queue is shutting down")
+        // Not ready yet, or the connection is down: BullMQ would hold the request until it is.
+        if (!ready || redis.client.status !== "ready") return unavailable(request, "Redis is not connected")
         return registry.lookup(request.job).pipe(
           Effect.map((entry) => entry.serializable),
           // A job this process does not know may be known to the workers: send it.

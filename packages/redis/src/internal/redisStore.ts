@@ -3,13 +3,15 @@ import * as CacheEntry from "@stalewise/core/CacheEntry"
 import * as CacheMetrics from "@stalewise/core/CacheMetrics"
 import * as CacheStore from "@stalewise/core/CacheStore"
 import * as EntryCodec from "@stalewise/core/EntryCodec"
-import type { PolicyError } from "@stalewise/core/PolicyError"
-import { positiveInteger } from "@stalewise/core/PolicyError"
+import { PolicyError, positiveInteger } from "@stalewise/core/PolicyError"
 import * as TimePolicy from "@stalewise/core/TimePolicy"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import type * as Schema from "effect/Schema"
 import type { ChainableCommander, Redis } from "ioredis"
 import * as Crypto from "node:crypto"
@@ -25,6 +27,17 @@ export const defaultKeyPrefix = "stalewise:"
 export interface Options {
   readonly keyPrefix?: string | undefined
   readonly scanCount?: number | undefined
+  readonly backgroundWrites?: number | undefined
+}
+
+/**
+ * A Redis store: `setInBackground` is always there (with `backgroundWrites: 0` it waits like
+ * `set`).
+ *
+ * @internal
+ */
+export interface Store extends CacheStore.CacheStore.Service {
+  readonly setInBackground: NonNullable<CacheStore.CacheStore.Service["setInBackground"]>
 }
 
 /**
@@ -56,6 +69,15 @@ export const escapeGlob = (literal: string): string => literal.replace(/[*?[\]\\
 const leaseMillis = (duration: Duration.DurationInput): Either.Either<number, PolicyError> =>
   Either.map(TimePolicy.finiteDuration("leaseDuration", duration), Duration.toMillis)
 
+type Command = readonly [string, ...Array<string | number>]
+
+// A one-line account of a background write's failure, for its log line.
+const describeCause = (cause: Cause.Cause<CacheStore.CacheStoreError>): string =>
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => Cause.isInterruptedOnly(cause) ? "interrupted" : "defect",
+    onSome: (error) => error.message
+  })
+
 // Runs a MULTI … EXEC or pipeline and fails with the first command error in it.
 const exec = async (commands: ChainableCommander): Promise<Array<unknown>> => {
   const results = await commands.exec()
@@ -83,10 +105,19 @@ export const make = (
   redis: RedisClient.RedisClient.Service,
   options: Options = {},
   notifier?: Notifier | undefined
-): Effect.Effect<CacheStore.CacheStore.Service, PolicyError> =>
+): Effect.Effect<Store, PolicyError> =>
   Effect.gen(function*() {
     const keys = layout(options.keyPrefix ?? defaultKeyPrefix)
     const scanCount = yield* positiveInteger("scanCount", options.scanCount ?? 1_000)
+    const backgroundWrites = options.backgroundWrites ?? 1_000
+    if (!(Number.isSafeInteger(backgroundWrites) && backgroundWrites >= 0)) {
+      return yield* new PolicyError({
+        reason: "InvalidValue",
+        option: "backgroundWrites",
+        detail: `${backgroundWrites} is not a non-negative integer`
+      })
+    }
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     // The store's time source is the Clock present when it is built (TestClock in tests).
     const clock = yield* Effect.clock
     const counters = CacheMetrics.makeStoreCounters(backend)
@@ -111,7 +142,7 @@ export const make = (
       Effect.tapError(effect, () => Effect.sync(counters.error))
 
     // A write is one command; with a notifier, it and its invalidation message are one MULTI … EXEC.
-    const write = (method: string, command: readonly [string, ...Array<string | number>], invalidation: Invalidation) =>
+    const write = (method: string, command: Command, invalidation: Invalidation) =>
       call(method, (client) =>
         notifier === undefined
           ? client.call(...command)
@@ -163,12 +194,71 @@ export const make = (
         return removed
       })
 
-    const store: CacheStore.CacheStore.Service = {
+    // The command that stores `entry`: SET with the remaining time to live, or UNLINK for an
+    // entry already expired by `Clock`.
+    const setCommand = <A, I>(key: string, entry: CacheEntry.CacheEntry<A>, schema?: Schema.Schema<A, I>) => {
+      const remaining = CacheEntry.remainingMillis(entry, clock.unsafeCurrentTimeMillis())
+      if (remaining !== undefined && remaining <= 0) {
+        return Either.right(["UNLINK", keys.entry(key)] as const satisfies Command)
+      }
+      return Either.map(
+        EntryCodec.encode(entry, schema, { backend, method: "set" }),
+        (value): Command =>
+          remaining === undefined
+            ? ["SET", keys.entry(key), value]
+            : ["SET", keys.entry(key), value, "PX", Math.ceil(remaining)]
+      )
+    }
+
+    // --- Writes in the background (after upstream calls) --------------------------------------------
+    // Each is sent at once (so it is ordered with this connection's other commands) and awaited by
+    // nobody; its entry is kept here until it has landed or failed, so that this instance reads
+    // its own writes. Bounded: past `backgroundWrites` in flight (a Redis that stopped answering
+    // holds each for `commandTimeout`), writes are dropped and counted. When the connection closes
+    // (the layer's scope), QUIT waits for their answers; a forced disconnect fails them.
+    const unlanded = new Map<string, { readonly entry: CacheEntry.CacheEntry<unknown> }>()
+    let inFlight = 0
+    const forget = (key: string) => {
+      if (unlanded.size > 0) unlanded.delete(key)
+    }
+    const forgetPrefix = (prefix: string) => {
+      for (const key of unlanded.keys()) if (key.startsWith(prefix)) unlanded.delete(key)
+    }
+    const inBackground = (key: string, command: Command, entry: CacheEntry.CacheEntry<unknown> | undefined) => {
+      if (inFlight >= backgroundWrites) {
+        counters.writeDropped()
+        return
+      }
+      inFlight++
+      const own = entry === undefined ? undefined : { entry }
+      if (own === undefined) forget(key)
+      else unlanded.set(key, own)
+      runFork(write("set", command, { key })).addObserver((exit) => {
+        inFlight--
+        if (own !== undefined && unlanded.get(key) === own) unlanded.delete(key)
+        if (Exit.isFailure(exit)) {
+          counters.error()
+          runFork(
+            Effect.logWarning("stalewise: store write failed, value not cached").pipe(
+              Effect.annotateLogs({ backend, key, error: describeCause(exit.cause) })
+            )
+          )
+        }
+      })
+    }
+
+    const store: Store = {
       [CacheStore.TypeId]: CacheStore.TypeId,
       backend,
       // the hot path: one error mapping that also counts, instead of `call` plus `counted`
-      get: <A, I>(key: string, schema?: Schema.Schema<A, I>) =>
-        Effect.flatMap(
+      get: <A, I>(key: string, schema?: Schema.Schema<A, I>) => {
+        // this instance's own write, not landed yet
+        const own = unlanded.size > 0 ? unlanded.get(key) : undefined
+        if (own !== undefined && !CacheEntry.isExpired(own.entry, clock.unsafeCurrentTimeMillis())) {
+          counters.hit()
+          return Effect.succeed(Option.some(own.entry as CacheEntry.CacheEntry<A>))
+        }
+        return Effect.flatMap(
           Effect.mapError(redis.use("get", (client) => client.get(keys.entry(key))), (error) => {
             counters.error()
             return toStoreError("get")(error)
@@ -194,24 +284,36 @@ export const make = (
             counters.hit()
             return Effect.succeed(entry)
           }
-        ),
+        )
+      },
       set: (key, entry, schema) =>
         Effect.suspend(() => {
-          const remaining = CacheEntry.remainingMillis(entry, clock.unsafeCurrentTimeMillis())
-          if (remaining !== undefined && remaining <= 0) return remove(key, "set")
-          const json = EntryCodec.encode(entry, schema, { backend, method: "set" })
-          if (Either.isLeft(json)) return Effect.fail(json.left)
-          const value = json.right
-          return write(
-            "set",
-            remaining === undefined
-              ? ["SET", keys.entry(key), value]
-              : ["SET", keys.entry(key), value, "PX", Math.ceil(remaining)],
-            { key }
-          )
+          const command = setCommand(key, entry, schema)
+          if (Either.isLeft(command)) return Effect.fail(command.left)
+          forget(key)
+          return write("set", command.right, { key })
         }).pipe(Effect.asVoid, counted),
-      delete: (key) => counted(Effect.asVoid(remove(key, "delete"))),
-      deletePrefix: (prefix) => counted(deletePrefix(prefix)),
+      setInBackground: (key, entry, schema) =>
+        Effect.suspend(() => {
+          const command = setCommand(key, entry, schema)
+          if (Either.isLeft(command)) return Effect.fail(command.left)
+          if (backgroundWrites === 0) {
+            forget(key)
+            return Effect.asVoid(write("set", command.right, { key }))
+          }
+          inBackground(key, command.right, command.right[0] === "SET" ? entry : undefined)
+          return Effect.void
+        }).pipe(counted),
+      delete: (key) =>
+        Effect.suspend(() => {
+          forget(key)
+          return counted(Effect.asVoid(remove(key, "delete")))
+        }),
+      deletePrefix: (prefix) =>
+        Effect.suspend(() => {
+          forgetPrefix(prefix)
+          return counted(deletePrefix(prefix))
+        }),
       acquireLease: (key, duration) =>
         Effect.flatMap(leaseMillis(duration), (millis) => {
           const now = clock.unsafeCurrentTimeMillis()

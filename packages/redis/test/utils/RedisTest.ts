@@ -74,29 +74,38 @@ export interface PrivateServer {
   readonly resume: Effect.Effect<void>
 }
 
-/** Starts a private server; it is stopped when the scope closes. */
-export const privateServer: Effect.Effect<PrivateServer, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.promise(async () => {
-    if (!server.available) throw new Error("no redis-server")
-    const executable = server.executable
-    let current: Server.RunningServer | undefined = await Server.startOnFreePort(executable)
-    const port = current.port
-    const signal = (name: NodeJS.Signals) =>
-      Effect.sync(() => {
-        current?.process.kill(name)
+const makePrivateServer = (started: boolean): Effect.Effect<PrivateServer, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      if (!server.available) throw new Error("no redis-server")
+      const executable = server.executable
+      let current: Server.RunningServer | undefined = started ? await Server.startOnFreePort(executable) : undefined
+      const port = current?.port ?? await Server.freePort()
+      const signal = (name: NodeJS.Signals) =>
+        Effect.sync(() => {
+          current?.process.kill(name)
+        })
+      const stop = Effect.promise(async () => {
+        const running = current
+        current = undefined
+        await running?.stop()
       })
-    const stop = Effect.promise(async () => {
-      const running = current
-      current = undefined
-      await running?.stop()
-    })
-    const start = Effect.promise(async () => {
-      if (current === undefined) current = await Server.start(executable, port)
-    })
-    return { port, stop, start, pause: signal("SIGSTOP"), resume: signal("SIGCONT") }
-  }),
-  (server) => server.stop
-)
+      const start = Effect.promise(async () => {
+        if (current === undefined) current = await Server.start(executable, port)
+      })
+      return { port, stop, start, pause: signal("SIGSTOP"), resume: signal("SIGCONT") }
+    }),
+    (server) => server.stop
+  )
+
+/** Starts a private server; it is stopped when the scope closes. */
+export const privateServer: Effect.Effect<PrivateServer, never, Scope.Scope> = makePrivateServer(true)
+
+/**
+ * A private server that is not running yet (a free port is picked; nothing listens on it until
+ * `start`): for what must work while Redis is down at startup.
+ */
+export const privateServerDown: Effect.Effect<PrivateServer, never, Scope.Scope> = makePrivateServer(false)
 
 /**
  * Polls `check` until it holds, for at most `within`; returns how long it took (ms, measured with
@@ -153,8 +162,11 @@ export const slowProxy = (delayMillis: number): Effect.Effect<SlowProxy, never, 
               sockets.add(socket)
               socket.once("close", () => {
                 sockets.delete(socket)
-                client.destroy()
-                upstream.destroy()
+                // replies still being delayed go first, as a server's would before its close
+                setTimeout(() => {
+                  client.destroy()
+                  upstream.destroy()
+                }, slow ? delayMillis : 0)
               })
               socket.on("error", () => undefined)
             }

@@ -305,14 +305,40 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
           return closed ? Effect.succeed("skipped") : fetchInBackground(request.key, args)
         }
       ).pipe(Effect.ensuring(Effect.zipRight(
-        Effect.sync(() => requestedHere.delete(request.key)),
+        Effect.sync(() => pending.delete(request.key)),
         release(request.lease)
       )))
 
-    // Keys this process enqueued a refresh for, until the refresh runs or its lease would run out:
-    // the readers of a stale key then skip the lease round trip (1,000 stale readers, 1 lease call).
-    const requestedHere = new Map<string, number>()
-    const refreshLeaseMillis = Duration.toMillis(policy.refreshLease)
+    // --- Which refreshes are on their way ----------------------------------------------------------
+
+    // A refresh of `key` is on its way — requested by this process, or its lease held by another —
+    // for the entry that was stale when it was asked for (`seen`, its createdAt). The readers of
+    // that entry skip the lease round trip (1,000 stale readers, 1 lease call). The memo is
+    // forgotten as soon as a reader sees another entry (the refresh landed, whichever process ran
+    // it: the next staleness asks again), and after `pendingMillis` in any case (a refresh that
+    // never landed — lost, dropped, failed elsewhere — is asked for again).
+    interface Pending {
+      readonly seen: number | undefined
+      readonly until: number
+    }
+    const pending = new Map<string, Pending>()
+    const pendingMillis = Math.min(lifetimeMillis, Duration.toMillis(policy.refreshLease))
+    let pendingSweepAt = 1_024
+    const markPending = (key: string, seen: CacheEntry.CacheEntry<A> | undefined, at: number): void => {
+      // Keys requested once and never read again would stay forever: forget the expired memos.
+      if (pending.size >= pendingSweepAt) {
+        for (const [k, memo] of pending) if (memo.until <= at) pending.delete(k)
+        pendingSweepAt = Math.max(1_024, pending.size * 2)
+      }
+      pending.set(key, { seen: seen?.createdAt, until: at + pendingMillis })
+    }
+    const isPending = (key: string, seen: CacheEntry.CacheEntry<A> | undefined, at: number): boolean => {
+      const memo = pending.get(key)
+      if (memo === undefined) return false
+      if (at < memo.until && memo.seen === seen?.createdAt) return true
+      pending.delete(key)
+      return false
+    }
 
     const requestRefresh = (
       key: string,
@@ -321,16 +347,23 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     ): Effect.Effect<Requested<A, E>> =>
       Effect.suspend(() => {
         const requestedAt = now()
-        if (needNoRequest(key, requestedAt, options.force)) {
+        if (needNoRequest(key, requestedAt, options.force, options.seen)) {
           metrics.countRefresh(name, "skipped")
           return Effect.succeed(notRequested)
         }
+        // Claimed before the lease round trip, so that concurrent readers in this process skip it.
+        markPending(key, options.seen, requestedAt)
         return takeLeaseAndOffer(key, args, options, requestedAt)
       })
 
-    // closed, backing off, or a refresh of the key already running or requested by this process
-    const needNoRequest = (key: string, at: number, force: boolean): boolean =>
-      closed || (!force && (backingOff(key, at) || (requestedHere.get(key) ?? 0) > at)) ||
+    // closed, backing off, or a refresh of the key already running or on its way
+    const needNoRequest = (
+      key: string,
+      at: number,
+      force: boolean,
+      seen: CacheEntry.CacheEntry<A> | undefined
+    ): boolean =>
+      closed || (!force && (backingOff(key, at) || isPending(key, seen, at))) ||
       FiberMap.unsafeHas(fetches, key) || background.has(key)
 
     const takeLeaseAndOffer = (
@@ -341,19 +374,38 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     ): Effect.Effect<Requested<A, E>> =>
       Effect.gen(function*() {
         const lease = yield* store.acquireLease(key, policy.refreshLease).pipe(
+          Effect.map((lease) => Either.right(lease)),
           Effect.catchAll((error) =>
             Effect.as(
               Effect.logWarning("stalewise: refresh lease unavailable, refresh skipped").pipe(
                 Effect.annotateLogs({ job: name, key, error: error.message })
               ),
-              Option.none<CacheStore.Lease>()
+              Either.left(error)
             )
           )
         )
-        if (Option.isNone(lease)) {
+        // No lease, no refresh on its way: the next reader tries again.
+        if (Either.isLeft(lease)) {
+          pending.delete(key)
           metrics.countRefresh(name, "skipped")
           return notRequested
         }
+        // Held elsewhere: that refresh is on its way (the memo stays).
+        if (Option.isNone(lease.right)) {
+          metrics.countRefresh(name, "skipped")
+          return notRequested
+        }
+        return yield* offerWithLease(key, args, options, requestedAt, lease.right.value)
+      })
+
+    const offerWithLease = (
+      key: string,
+      args: Args,
+      options: { readonly force: boolean; readonly seen?: CacheEntry.CacheEntry<A> | undefined },
+      requestedAt: number,
+      lease: CacheStore.Lease
+    ): Effect.Effect<Requested<A, E>> =>
+      Effect.gen(function*() {
         // A refresh may have landed between the caller's read and taking the lease.
         if (options.seen !== undefined) {
           const current = yield* read(key)
@@ -361,14 +413,16 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
             Option.isSome(current) && current.value.createdAt > options.seen.createdAt &&
             requestedAt < current.value.staleAt
           ) {
-            yield* release(lease.value)
+            pending.delete(key)
+            yield* release(lease)
             metrics.countRefresh(name, "skipped")
             return notRequested
           }
         }
         const encoded = encodeArgs(key, args)
+        // These arguments never encode: the memo stays, so the drop is logged once per pendingMillis.
         if (Either.isLeft(encoded)) {
-          yield* release(lease.value)
+          yield* release(lease)
           metrics.countRefresh(name, "dropped")
           yield* Effect.logWarning("stalewise: refresh dropped").pipe(
             Effect.annotateLogs({ job: name, key, error: encoded.left.message })
@@ -380,21 +434,24 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
           key,
           args: encoded.right,
           requestedAt,
-          lease: lease.value
+          lease
         }
         const offered = yield* queue.offer(request)
         switch (offered) {
+          // the memo stays while the request waits or runs
           case "enqueued":
-            requestedHere.set(key, requestedAt + refreshLeaseMillis)
             return queued
           case "duplicate":
             metrics.countRefresh(name, "skipped")
-            yield* release(lease.value)
+            yield* release(lease)
             return notRequested
+          // nothing on its way: the lease is freed and the next reader asks again
           case "dropped":
-            yield* release(lease.value)
+            pending.delete(key)
+            yield* release(lease)
             return notRequested
           case "run-synchronously": {
+            // runRefresh forgets the memo once it has run
             const ran = yield* runRefresh(request, args)
             return ran === "skipped" ? notRequested : { _tag: "RanSynchronously", exit: ran } as const
           }
@@ -464,7 +521,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         return syncRefresh(key, args, entry)
       }
       // the common case under load: a refresh is already on its way, serve at once
-      if (needNoRequest(key, at, false)) {
+      if (needNoRequest(key, at, false, entry)) {
         metrics.countRefresh(name, "skipped")
         return Effect.succeed(served(entry, at, "stale"))
       }
@@ -522,7 +579,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
               yield* store.set(key, CacheEntry.make({ ...entry, staleAt: at }), schema)
             }
             backoff.delete(key)
-            yield* requestRefresh(key, args, { force: true })
+            yield* requestRefresh(key, args, { force: true, seen: entry })
           })),
       delete: (...args) =>
         Effect.flatMap(keyOf(args), (key) => {
