@@ -519,6 +519,63 @@ describe("Job: failures", () => {
       })
     )
   })
+
+  it.effect("hostile arguments and throwing key functions are CacheKeyErrors inside the Effect, on every method", () => {
+    let calls = 0
+    let deep: unknown = 1
+    for (let i = 0; i < 20_000; i++) deep = [deep]
+    const revoked = Proxy.revocable({}, {})
+    revoked.revoke()
+    return withEnv(
+      FibersEnv,
+      Effect.gen(function*() {
+        const job = yield* Job.make({ name: unique(), fetch: (_: unknown) => Effect.sync(() => ++calls) })
+        const keyed = yield* Job.make({
+          name: unique(),
+          fetch: (_: number) => Effect.sync(() => ++calls),
+          key: (): string => {
+            throw new Error("SECRET")
+          }
+        })
+        const prepared = yield* Job.make({
+          name: unique(),
+          fetch: (_: number) => Effect.sync(() => ++calls),
+          prepareArgs: () => {
+            throw new Error("SECRET")
+          }
+        })
+        for (
+          const argument of [deep, revoked.proxy, {
+            get id(): number {
+              throw new Error("SECRET")
+            }
+          }]
+        ) {
+          const calls = [
+            () => job.get(argument),
+            () => job.getWithOutcome(argument),
+            () => job.key(argument),
+            () => job.invalidate(argument),
+            () => job.delete(argument),
+            () => job.peek(argument),
+            () => job.set([argument], 1),
+            () => job.refresh(argument),
+            () => job.refreshInBackground(argument)
+          ]
+          for (const call of calls) {
+            const error = yield* Effect.flip(call() as Effect.Effect<unknown, { readonly _tag: string }>)
+            assert.strictEqual(error._tag, "CacheKeyError")
+          }
+        }
+        for (const other of [keyed, prepared]) {
+          const error = yield* Effect.flip(other.get(1))
+          assert.strictEqual(error._tag, "CacheKeyError")
+          assert.notInclude(error.message, "SECRET")
+        }
+        assert.strictEqual(calls, 0)
+      })
+    )
+  })
 })
 
 describe("Job: misses without fetching", () => {

@@ -107,10 +107,15 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
 
     const keyId = options.key
     const prepareArgs = options.prepareArgs
-    const keyOf = (args: Args): Either.Either<string, CacheKey.CacheKeyError> =>
-      keyId !== undefined
-        ? fromId(keyId(...args))
-        : fromArgs(prepareArgs !== undefined ? prepareArgs(...args) : args)
+    // Derived when the caller's Effect runs; a `key` or `prepareArgs` that throws is a CacheKeyError.
+    const keyOf = (args: Args): Effect.Effect<string, CacheKey.CacheKeyError> =>
+      Effect.suspend(() =>
+        keyId !== undefined
+          ? Either.flatMap(CacheKey.attempt(() => keyId(...args)), fromId)
+          : prepareArgs !== undefined
+          ? Either.flatMap(CacheKey.attempt(() => prepareArgs(...args)), fromArgs)
+          : fromArgs(args)
+      )
 
     const entryOf = (value: A): Effect.Effect<CacheEntry.CacheEntry<A>> => {
       const make = (lifetime: number) => {
