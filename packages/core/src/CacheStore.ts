@@ -165,7 +165,12 @@ export const isCacheStore = (u: unknown): u is CacheStore.Service => Predicate.h
 export interface MemoryOptions {
   /** The most entries kept; the least recently used go first. Default 10,000. */
   readonly capacity?: number | undefined
-  /** An optional bound on the total estimated size in bytes; an entry larger than it is not kept. */
+  /**
+   * An optional bound on the heap the store holds, in bytes: each entry weighs its value's
+   * estimated size, its key and a fixed per-entry overhead, and the slots lru-cache allocates up
+   * front for `capacity` count too (capacity is lowered so they take at most a quarter of the
+   * budget). An entry larger than the budget is not kept.
+   */
   readonly maxBytes?: number | undefined
   /** Estimates a value's size in bytes for `maxBytes`; a rough structural estimate by default. */
   readonly sizeOf?: ((value: unknown) => number) | undefined
