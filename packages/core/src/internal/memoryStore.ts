@@ -131,6 +131,7 @@ export const entryOverheadBytes = 200
 export const slotBytes = 40
 
 // V8 keeps a string with only Latin-1 characters in one byte per character, others in two.
+// eslint-disable-next-line no-control-regex
 const wide = /[^\u0000-\u00ff]/
 
 const stringBytes = (s: string): number => 16 + (wide.test(s) ? s.length * 2 : s.length)
