@@ -20,6 +20,7 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type { CacheEntry } from "./CacheEntry.js"
+import * as Diagnostics from "./Diagnostics.js"
 import * as internalKeyValue from "./internal/keyValueStore.js"
 import * as internalMemory from "./internal/memoryStore.js"
 import type { PolicyError } from "./PolicyError.js"
@@ -301,7 +302,8 @@ export const withLease = <A, E, R>(
 
 /**
  * Reads `key`, treating a store failure as a miss: the failure is logged at warning level with
- * the annotations (the store has already counted it). This is how strategies read: a store that
+ * the annotations, at most once per interval per store (`Diagnostics.warningsOf`; the store has
+ * already counted every one). This is how strategies read: a store that
  * is down never fails a caller.
  *
  * @since 0.1.0
@@ -316,17 +318,20 @@ export const getOrMiss = <A, I>(
   store.get(key, schema).pipe(
     Effect.catchAll((error) =>
       Effect.as(
-        Effect.logWarning("stalewise: store read failed, treated as a miss").pipe(
-          Effect.annotateLogs({ ...annotations, key, error: error.message })
-        ),
+        Diagnostics.warningsOf(store).warn("store-read-failed", "stalewise: store read failed, treated as a miss", {
+          ...annotations,
+          key,
+          error: error.message
+        }),
         Option.none()
       )
     )
   )
 
 /**
- * Writes `entry` at `key`, turning a store failure into a logged warning: the caller already has
- * its value, it is just not cached.
+ * Writes `entry` at `key`, turning a store failure into a logged warning (at most once per
+ * interval per store and reason, `Diagnostics.warningsOf`): the caller already has its value,
+ * it is just not cached.
  *
  * @since 0.1.0
  * @category combinators
@@ -340,8 +345,10 @@ export const setOrWarn = <A, I>(
 ): Effect.Effect<void> =>
   store.set(key, entry, schema).pipe(
     Effect.catchAll((error) =>
-      Effect.logWarning("stalewise: store write failed, value not cached").pipe(
-        Effect.annotateLogs({ ...annotations, key, error: error.message })
+      Diagnostics.warningsOf(store).warn(
+        `store-write-failed/${error.reason}`,
+        "stalewise: store write failed, value not cached",
+        { ...annotations, key, error: error.message }
       )
     )
   )

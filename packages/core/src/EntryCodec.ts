@@ -13,6 +13,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { CacheEntry } from "./CacheEntry.js"
 import { CacheStoreError } from "./CacheStore.js"
+import * as Diagnostics from "./Diagnostics.js"
 
 /**
  * The stored form of an entry. `$` is the format version; `e` is `null` for "never expires".
@@ -90,11 +91,12 @@ export const encode = <A, I>(
   const fail = (cause: unknown) =>
     new CacheStoreError({ reason: "Encode", backend: context.backend, method: context.method, cause })
   const encoded = schema === undefined ? Either.right<unknown>(entry.value) : Schema.encodeEither(schema)(entry.value)
-  if (Either.isLeft(encoded)) return Either.left(fail(encoded.left))
+  // the ParseError quotes the value: only its summary (paths and reasons) travels on
+  if (Either.isLeft(encoded)) return Either.left(fail(Diagnostics.redactParseError(encoded.left)))
   try {
     return Either.right(JSON.stringify(toEnvelope(entry, encoded.right)))
   } catch (cause) {
-    return Either.left(fail(cause))
+    return Either.left(fail(notJson(cause)))
   }
 }
 
@@ -120,3 +122,14 @@ export const decode = <A, I>(
       expiresAt: envelope.e ?? Infinity
     })
   })
+
+// JSON.stringify's own messages name a bigint or a cycle's property names; anything else (a
+// throwing `toJSON`) may quote the value and is not kept.
+const notJson = (cause: unknown): Error => {
+  const first = cause instanceof Error ? cause.message.split("\n")[0]! : ""
+  return new Error(
+    /BigInt|circular/i.test(first)
+      ? first
+      : `the value is not JSON-serialisable (${(cause as Error)?.name ?? typeof cause})`
+  )
+}

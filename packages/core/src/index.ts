@@ -55,6 +55,15 @@ export * as CacheMetrics from "./CacheMetrics.js"
 export * as CacheStore from "./CacheStore.js"
 
 /**
+ * What the toolkit says when something goes wrong, and how much of it: schema errors summarised
+ * by path and reason (never the value that failed), and warnings rate-limited per kind, so that
+ * an outage costs one line per kind per interval, with a count, instead of one line per call.
+ *
+ * @since 0.1.0
+ */
+export * as Diagnostics from "./Diagnostics.js"
+
+/**
  * `EntryCodec`: the stored form of a `CacheEntry` for backends that cross a process boundary
  * (`KeyValueStore`, Redis). An entry becomes one JSON string, an envelope
  * `{ "$": 1, "v": value, "c": createdAt, "s": staleAt, "e": expiresAt | null }`: the value is

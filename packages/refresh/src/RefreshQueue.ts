@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { PolicyError } from "@stalewise/core"
+import { Diagnostics, PolicyError } from "@stalewise/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
@@ -188,12 +188,17 @@ const positiveInteger = (option: string, n: number): Effect.Effect<number, Polic
   PolicyError.positiveInteger(option, n)
 
 /** Counts and logs a request that will not run. */
+// Every drop is counted; the warnings are rate-limited per job (a queue that is down drops
+// every request: one line per interval says so, with how many).
+const dropWarnings = Diagnostics.makeWarnings()
+
 const drop = (request: RefreshRequest, why: string): Effect.Effect<void> =>
   Effect.suspend(() => {
     internalMetrics.countRefresh(request.job, "dropped")
-    return Effect.logWarning(`stalewise: refresh dropped (${why})`).pipe(
-      Effect.annotateLogs({ job: request.job, key: request.key })
-    )
+    return dropWarnings.warn(`refresh-dropped/${request.job}`, `stalewise: refresh dropped (${why})`, {
+      job: request.job,
+      key: request.key
+    })
   })
 
 const rejected = (request: RefreshRequest, overflow: Overflow, why: string): Effect.Effect<Offered> =>

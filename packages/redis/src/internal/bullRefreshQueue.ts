@@ -1,4 +1,5 @@
 /** @internal */
+import * as Diagnostics from "@stalewise/core/Diagnostics"
 import * as PolicyError from "@stalewise/core/PolicyError"
 import * as TimePolicy from "@stalewise/core/TimePolicy"
 import { JobError } from "@stalewise/refresh/JobError"
@@ -192,8 +193,7 @@ const processJob = (job: BullJob): Effect.Effect<Processed, never, JobRegistry.J
       new JobError({
         reason: "InvalidArgs",
         job: job.name,
-        detail: "the BullMQ job's data is not a refresh request",
-        cause: error
+        detail: `the BullMQ job's data is not a refresh request: ${Diagnostics.summarizeParseError(error)}`
       })
     ),
     Effect.flatMap((request) =>

@@ -1,5 +1,5 @@
 /** @internal */
-import { CacheEntry, CacheKey, CacheMetrics, CacheStore, Outcome, PolicyError } from "@stalewise/core"
+import { CacheEntry, CacheKey, CacheMetrics, CacheStore, Diagnostics, Outcome, PolicyError } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -277,7 +277,12 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         : Either.mapLeft(
           Schema.encodeEither(argsSchema)(args),
           (error) =>
-            new JobError({ reason: "InvalidArgs", job: name, key, detail: "arguments do not encode", cause: error })
+            new JobError({
+              reason: "InvalidArgs",
+              job: name,
+              key,
+              detail: `arguments do not encode: ${Diagnostics.summarizeParseError(error)}`
+            })
         )
 
     const decodeArgs = (request: RefreshQueue.RefreshRequest): Effect.Effect<Args, JobError> =>
@@ -288,8 +293,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
             reason: "InvalidArgs",
             job: name,
             key: request.key,
-            detail: "arguments do not decode",
-            cause: error
+            detail: `arguments do not decode: ${Diagnostics.summarizeParseError(error)}`
           }))
 
     /** Runs a request: fetch and store under `request.key` (never a recomputed key), then release. */
@@ -348,8 +352,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         const lease = yield* store.acquireLease(key, policy.refreshLease).pipe(
           Effect.catchAll((error) =>
             Effect.as(
-              Effect.logWarning("stalewise: refresh lease unavailable, refresh skipped").pipe(
-                Effect.annotateLogs({ job: name, key, error: error.message })
+              Diagnostics.warningsOf(store).warn(
+                "refresh-lease-unavailable",
+                "stalewise: refresh lease unavailable, refresh skipped",
+                { job: name, key, error: error.message }
               ),
               Option.none<CacheStore.Lease>()
             )

@@ -1,0 +1,148 @@
+/**
+ * Bad days with a store: deletes it refuses are failures the caller sees, an outage costs one
+ * warning per kind per interval (with a count) instead of one per call, and what a schema
+ * rejects is summarised in logs and errors without the value.
+ */
+import { KeyValueStore } from "@effect/platform"
+import { assert, describe, it } from "@effect/vitest"
+import { CacheEntry, CacheFirst, CacheStore, Diagnostics, EntryCodec, Failover } from "@stalewise/core"
+import { Effect, Either, FiberRef, Layer, Logger, LogLevel, Schema, TestClock } from "effect"
+
+const KeyValueStoreMemory = KeyValueStore.layerMemory
+
+const down = (method: string) =>
+  new CacheStore.CacheStoreError({ reason: "Unavailable", backend: "memory", method, cause: new Error("refused") })
+
+/** A memory store whose chosen operations fail, as a Redis refusing UNLINK or SCAN does. */
+const refusing = (methods: ReadonlyArray<keyof CacheStore.CacheStore.Service>) =>
+  Layer.effect(
+    CacheStore.CacheStore,
+    Effect.map(CacheStore.makeMemory(), (store): CacheStore.CacheStore.Service => {
+      const failing: Record<string, unknown> = { ...store }
+      for (const method of methods) failing[method] = () => Effect.fail(down(method))
+      if (methods.includes("deletePrefix" as never)) failing.deletePrefix = () => Effect.fail(down("deletePrefix"))
+      return failing as unknown as CacheStore.CacheStore.Service
+    })
+  ).pipe(Layer.orDie)
+
+/** Captures every log line: message and annotations. */
+const captureLogs = () => {
+  const lines: Array<{ readonly level: string; readonly text: string }> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    const text = [
+      Array.isArray(message) ? message.join(" ") : String(message),
+      ...[...annotations].map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    ].join(" ")
+    lines.push({ level: logLevel.label, text })
+  })
+  return {
+    lines,
+    layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.All))
+  }
+}
+
+describe("failed invalidations are not successes", () => {
+  it.scoped("Failover.invalidate, CacheFirst.invalidate and invalidateAll fail with CacheStoreError", () =>
+    Effect.gen(function*() {
+      const lookup = (id: number) => Effect.succeed(id)
+      const failover = yield* Failover.make({ name: "f", lookup, timeout: "1 second" })
+      const cacheFirst = yield* CacheFirst.makePersisted({ name: "c", lookup, timeToLive: "1 hour" })
+      yield* failover.get(1)
+      yield* cacheFirst.get(1)
+      const errors = [
+        yield* Effect.flip(failover.invalidate(1)),
+        yield* Effect.flip(cacheFirst.invalidate(1)),
+        yield* Effect.flip(cacheFirst.invalidateAll)
+      ]
+      assert.deepStrictEqual(errors.map((e) => [e._tag, e.reason]), [
+        ["CacheStoreError", "Unavailable"],
+        ["CacheStoreError", "Unavailable"],
+        ["CacheStoreError", "Unavailable"]
+      ])
+      assert.deepStrictEqual(errors.map((e) => (e as CacheStore.CacheStoreError).method), [
+        "delete",
+        "delete",
+        "deletePrefix"
+      ])
+      // the store still holds the entry: what the caller was told
+      assert.strictEqual((yield* failover.peek(1))._tag, "Some")
+    }).pipe(Effect.provide(refusing(["delete", "deletePrefix"]))))
+})
+
+describe("an outage costs one warning per kind per interval", () => {
+  it.scoped("5,500 calls against a store that is down: a line per kind per 10 s window, with a count", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const failover = yield* Failover.make({
+        name: "f",
+        lookup: (id: number) => Effect.succeed(id),
+        timeout: "1 second"
+      })
+      // 500 calls a second for 11 seconds: two windows
+      for (let i = 0; i < 5_500; i++) {
+        yield* failover.get(i % 100)
+        if (i % 500 === 499) yield* TestClock.adjust("1 second")
+      }
+      const warnings = logs.lines.filter((line) => line.level === "WARN")
+      console.log(`outage of 5,500 calls over 11 s: ${warnings.length} warning lines`)
+      // reads and writes fail: two kinds, two windows (0-10 s, 10-11 s)
+      assert.strictEqual(warnings.length, 4)
+      assert.strictEqual(warnings.filter((w) => w.text.includes("repeated=")).length, 2)
+      assert.include(warnings[2]!.text, "repeated=4999")
+    }).pipe(Effect.provide(Layer.merge(refusing(["get", "set"]), logs.layer)))
+  })
+
+  it.effect("the interval is a FiberRef", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const warnings = Diagnostics.makeWarnings()
+      yield* Effect.gen(function*() {
+        for (let i = 0; i < 5; i++) {
+          yield* warnings.warn("k", "down", {})
+          yield* TestClock.adjust("1 second")
+        }
+      }).pipe(Effect.locally(Diagnostics.currentWarningInterval, "2 seconds" as never), Effect.provide(logs.layer))
+      assert.strictEqual(logs.lines.length, 3)
+      assert.strictEqual(
+        yield* FiberRef.get(Diagnostics.currentWarningInterval).pipe(Effect.map(String)),
+        "Duration(10s)"
+      )
+    }))
+})
+
+describe("no values in logs or errors", () => {
+  const Card = Schema.Struct({ number: Schema.String.pipe(Schema.pattern(/^\d+$/)) })
+  const secret = "SECRET-CARD-4111-1111"
+
+  it("a value its schema rejects: CacheStoreError Encode summarised by path and reason", () => {
+    const entry = CacheEntry.make({ value: { number: secret }, createdAt: 0, staleAt: 1, expiresAt: 2 })
+    const error = Either.flip(EntryCodec.encode(entry, Card, { backend: "b", method: "set" }))
+    assert.isTrue(Either.isRight(error))
+    const e = Either.getOrThrow(error)
+    assert.strictEqual(e.reason, "Encode")
+    assert.include(e.message, "Refinement at $.number")
+    assert.notInclude(e.message, "SECRET")
+    assert.notInclude(JSON.stringify(e), "SECRET")
+    assert.notInclude(String((e.cause as Error).stack), "SECRET")
+  })
+
+  it.scoped("the warning of a write that did not encode carries no value", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const cards = yield* Failover.make({
+        name: "cards",
+        schema: Card,
+        lookup: (_: number) => Effect.succeed({ number: secret }),
+        timeout: "1 second"
+      })
+      yield* cards.get(1)
+      assert.isTrue(logs.lines.some((line) => line.text.includes("store write failed")))
+      assert.isFalse(logs.lines.some((line) => line.text.includes("SECRET")))
+    }).pipe(
+      Effect.provide(Layer.merge(
+        CacheStore.layerKeyValueStore.pipe(Layer.provide(KeyValueStoreMemory)),
+        logs.layer
+      ))
+    )
+  })
+})
