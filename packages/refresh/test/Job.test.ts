@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheStore } from "@stalewise/core"
-import { Job, RefreshQueue } from "@stalewise/refresh"
+import { Job, JobRegistry, RefreshQueue } from "@stalewise/refresh"
 import { Duration, Effect, Fiber, Layer, Option, Schema, Supervisor, TestClock } from "effect"
 import {
   eventually,
@@ -573,6 +573,39 @@ describe("Job: failures", () => {
           assert.notInclude(error.message, "SECRET")
         }
         assert.strictEqual(calls, 0)
+      })
+    )
+  })
+})
+
+describe("Job: refresh requests it does not own", () => {
+  it.effect("a request runs only under the key the job derives from its arguments, and releases only that key's lease", () => {
+    const upstream = makeUpstream()
+    return withEnv(
+      FibersEnv,
+      Effect.gen(function*() {
+        const name = unique()
+        const job = yield* Job.make({ name, fetch: upstream.fetch, argsSchema: Schema.Tuple(Schema.String) })
+        const other = yield* Job.make({ name: unique(), fetch: upstream.fetch })
+        yield* other.set(["x"], "keep")
+        const victim = yield* other.key("x")
+        const run = (key: string, args: unknown) =>
+          Effect.flip(JobRegistry.run({ job: name, key, args, requestedAt: 0 }))
+        for (
+          const [key, args] of [[victim, ["x"]], ["admin:flags:enabled", ["x"]], [yield* job.key("y"), ["x"]]] as const
+        ) {
+          const error = yield* run(key, args)
+          assert.deepStrictEqual([error._tag, error.reason], ["JobError", "Rejected"])
+          assert.notInclude(error.message, key)
+        }
+        assert.strictEqual(upstream.state.calls, 0)
+        assert.strictEqual(Option.getOrThrow(yield* other.peek("x")).value, "keep")
+        // the honest request runs and writes where the job reads
+        assert.strictEqual(
+          yield* JobRegistry.run({ job: name, key: yield* job.key("y"), args: ["y"], requestedAt: 0 }),
+          "succeeded"
+        )
+        assert.strictEqual(Option.getOrThrow(yield* job.peek("y")).value, "y#1")
       })
     )
   })

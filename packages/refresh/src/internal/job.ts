@@ -292,7 +292,6 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
           new JobError({
             reason: "InvalidArgs",
             job: name,
-            key: request.key,
             detail: `arguments do not decode: ${Diagnostics.summarizeParseError(error)}`
           }))
 
@@ -317,6 +316,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         Effect.sync(() => requestedHere.delete(request.key)),
         release(request.lease)
       )))
+
+    // The requests this job issued, recognised by identity when an in-process queue runs them.
+    const issuedHere = new WeakSet<RefreshQueue.RefreshRequest>()
 
     // Keys this process enqueued a refresh for, until the refresh runs or its lease would run out:
     // the readers of a stale key then skip the lease round trip (1,000 stale readers, 1 lease call).
@@ -393,6 +395,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
           requestedAt,
           lease: lease.value
         }
+        issuedHere.add(request)
         const offered = yield* queue.offer(request)
         switch (offered) {
           case "enqueued":
@@ -412,15 +415,34 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         }
       })
 
+    // A request writes only what this job owns. One this job issued in this process (the same
+    // object, handed over by an in-process queue) runs under the key its caller computed, even
+    // when the arguments' encoding is lossy. Any other request — decoded from a queue's backend,
+    // built by someone else — must name the key the job derives from its decoded arguments, and
+    // may release only that key's lease; otherwise it is rejected.
+    const rejected = (detail: string) => new JobError({ reason: "Rejected", job: name, detail })
+    const owned = (request: RefreshQueue.RefreshRequest, args: Args) =>
+      issuedHere.has(request) ? Effect.succeed(request) : keyOf(args).pipe(
+        Effect.mapError(() => rejected("its arguments cannot be keyed")),
+        Effect.filterOrFail(
+          (key) => key === request.key,
+          () => rejected("its key is not the one this job derives from its arguments")
+        ),
+        Effect.map((key): RefreshQueue.RefreshRequest =>
+          request.lease === undefined || request.lease.key === key ? request : { ...request, lease: undefined }
+        )
+      )
+
     yield* registry.register({
       name,
       serializable: argsSchema !== undefined,
       run: (request) =>
         Effect.flatMap(decodeArgs(request), (args) =>
-          Effect.map(
-            runRefresh(request, args),
-            (ran) => ran === "skipped" ? "skipped" : Exit.isSuccess(ran) ? "succeeded" : "failed"
-          ))
+          Effect.flatMap(owned(request, args), (request) =>
+            Effect.map(
+              runRefresh(request, args),
+              (ran) => ran === "skipped" ? "skipped" : Exit.isSuccess(ran) ? "succeeded" : "failed"
+            )))
     })
 
     // --- Reads -----------------------------------------------------------------------------------
