@@ -11,7 +11,9 @@
  *
  * @since 0.1.0
  */
+import type * as FileSystem from "@effect/platform/FileSystem"
 import type { KeyValueStore } from "@effect/platform/KeyValueStore"
+import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -21,6 +23,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type { CacheEntry } from "./CacheEntry.js"
 import * as Diagnostics from "./Diagnostics.js"
+import * as internalFileSystem from "./internal/fileSystemStore.js"
 import * as internalKeyValue from "./internal/keyValueStore.js"
 import * as internalMemory from "./internal/memoryStore.js"
 import type { PolicyError } from "./PolicyError.js"
@@ -232,9 +235,13 @@ export interface KeyValueStoreOptions {
  * Entries are stored as JSON with their timestamps; values are Schema-encoded with the schema
  * given to `get`/`set` (JSON as is without one). `KeyValueStore` has no expiry and no key
  * listing, so expiry is checked on read and a key index (one JSON entry under the prefix) lists
- * the keys for `deletePrefix`. Index updates and leases are serialised inside this process;
- * processes sharing one file-system store do not coordinate leases or prefix deletes. Every key
- * is prefixed explicitly: `KeyValueStore.prefix` is not used, because in `@effect/platform` 0.97
+ * the keys for `deletePrefix`. Index updates and leases are serialised inside this process:
+ * store instances over one `KeyValueStore` object (and one prefix) share the index and its lock,
+ * so `deletePrefix` on one reaches what the others wrote. Instances over separate
+ * `KeyValueStore`s on the same data (two file-system `KeyValueStore`s on one directory, two
+ * browser tabs) do not coordinate leases or prefix deletes, and `@effect/platform`'s
+ * file-system `KeyValueStore` writes files in place (a concurrent reader can see half of one):
+ * for a directory, use {@link layerFileSystem}. Every key is prefixed explicitly: `KeyValueStore.prefix` is not used, because in `@effect/platform` 0.97
  * it does not prefix `getUint8Array` and its `size`/`clear` act on the whole underlying store.
  *
  * @since 0.1.0
@@ -260,18 +267,76 @@ export const layerKeyValueStoreWith = (
  * @example
  * ```ts
  * import { CacheStore } from "@stalewise/core"
- * import { NodeKeyValueStore } from "@effect/platform-node"
+ * import { KeyValueStore } from "@effect/platform"
  * import { Layer } from "effect"
  *
- * const StoreLive = CacheStore.layerKeyValueStore.pipe(
- *   Layer.provide(NodeKeyValueStore.layerFileSystem("/tmp/stalewise-cache"))
- * )
+ * // any KeyValueStore: memory here, browser storage in a browser (for a directory: layerFileSystem)
+ * const StoreLive = CacheStore.layerKeyValueStore.pipe(Layer.provide(KeyValueStore.layerMemory))
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerKeyValueStore: Layer.Layer<CacheStore, never, KeyValueStore> = layerKeyValueStoreWith()
+
+/**
+ * Options of the file-system store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FileSystemOptions {
+  /** The directory the store keeps its files in (created if missing); give each store its own. */
+  readonly directory: string
+}
+
+/**
+ * Builds a store over a directory, with the `FileSystem` and `Path` in context
+ * (`NodeContext.layer`). Several instances — in one process or several — may share the directory.
+ *
+ * **Details**
+ *
+ * - One file per entry (`v/`), holding its key and its envelope. Writes are atomic: the file is
+ *   written aside (`t/`) and renamed into place, so a reader sees the old entry or the new one,
+ *   never half of one.
+ * - An entry that fails to decode (or has expired) is deleted only if the file still holds what
+ *   was read: it is taken out of place atomically, compared, and put back if it changed — a good
+ *   entry written in between is never deleted.
+ * - `deletePrefix` lists the directory: whichever instance wrote an entry, nothing under the
+ *   prefix stays readable (writes that land after it are kept, as with any store).
+ * - Leases are files (`l/`) created with `link`, which fails if one exists: atomic across
+ *   processes on one machine. A lease that ran out is taken over with the same compare-and-delete.
+ *
+ * Fails with `CacheStoreError` when the directory cannot be created.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeFileSystem: (
+  options: FileSystemOptions
+) => Effect.Effect<CacheStore.Service, CacheStoreError, FileSystem.FileSystem | Path.Path> = internalFileSystem.make
+
+/**
+ * A store over a directory (see {@link makeFileSystem}).
+ *
+ * @example
+ * ```ts
+ * import { CacheStore } from "@stalewise/core"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ *
+ * const StoreLive = CacheStore.layerFileSystem({ directory: "/var/cache/my-app" }).pipe(
+ *   Layer.provide(NodeContext.layer)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFileSystem = (
+  options: FileSystemOptions
+): Layer.Layer<CacheStore, CacheStoreError, FileSystem.FileSystem | Path.Path> =>
+  Layer.effect(CacheStore, makeFileSystem(options))
 
 /**
  * Runs `effect` while holding the lease on `key`, releasing it afterwards (also on failure or

@@ -44,7 +44,10 @@ export const toEnvelope = (entry: CacheEntry<unknown>, encoded: unknown): Envelo
 })
 
 /**
- * Parses a stored envelope; `None` for anything that is not one (corrupt data, another format).
+ * Parses a stored envelope; `None` for anything that is not exactly one: corrupt data, another
+ * format, extra fields, timestamps that are not finite numbers or out of order
+ * (`c ≤ s`, `s ≤ e`). Without a schema, what a store hands back is the `v` of an envelope that
+ * passed this check, as JSON decoded it: give a schema to check the value itself.
  *
  * @since 0.1.0
  * @category decoding
@@ -56,12 +59,18 @@ export const parseEnvelope = (json: string): Option.Option<Envelope> => {
   } catch {
     return Option.none()
   }
-  if (typeof u !== "object" || u === null || !("v" in u)) return Option.none()
+  if (typeof u !== "object" || u === null || Array.isArray(u)) return Option.none()
+  const keys = Object.keys(u)
+  if (keys.length !== 5 || !keys.every((key) => envelopeKeys.has(key))) return Option.none()
   const { $, c, e, s } = u as Record<string, unknown>
-  return $ === 1 && typeof c === "number" && typeof s === "number" && (e === null || typeof e === "number")
+  return $ === 1 && isTime(c) && isTime(s) && c <= s && (e === null || (isTime(e) && s <= e))
     ? Option.some(u as Envelope)
     : Option.none()
 }
+
+const envelopeKeys = new Set(["$", "v", "c", "s", "e"])
+
+const isTime = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u)
 
 /**
  * Encodes an entry into its envelope string: the value through `schema` (as is without one),
