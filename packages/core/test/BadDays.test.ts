@@ -6,7 +6,7 @@
 import { KeyValueStore } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheFirst, CacheStore, Diagnostics, EntryCodec, Failover } from "@stalewise/core"
-import { Effect, Either, FiberRef, Layer, Logger, LogLevel, Schema, TestClock } from "effect"
+import { Duration, Effect, Either, FiberRef, Layer, Logger, LogLevel, Schema, TestClock } from "effect"
 
 const KeyValueStoreMemory = KeyValueStore.layerMemory
 
@@ -101,7 +101,7 @@ describe("an outage costs one warning per kind per interval", () => {
           yield* warnings.warn("k", "down", {})
           yield* TestClock.adjust("1 second")
         }
-      }).pipe(Effect.locally(Diagnostics.currentWarningInterval, "2 seconds" as never), Effect.provide(logs.layer))
+      }).pipe(Effect.locally(Diagnostics.currentWarningInterval, Duration.seconds(2)), Effect.provide(logs.layer))
       assert.strictEqual(logs.lines.length, 3)
       assert.strictEqual(
         yield* FiberRef.get(Diagnostics.currentWarningInterval).pipe(Effect.map(String)),
