@@ -2,8 +2,9 @@
  * `EntryCodec`: the stored form of a `CacheEntry` for backends that cross a process boundary
  * (`KeyValueStore`, Redis). An entry becomes one JSON string, an envelope
  * `{ "$": 1, "v": value, "c": createdAt, "s": staleAt, "e": expiresAt | null }`: the value is
- * Schema-encoded when a schema is given (JSON as is otherwise), `$` is the format version and
- * `e` is `null` for "never expires" (JSON has no `Infinity`). Backends share it, so every
+ * Schema-encoded when a schema is given (JSON as is otherwise, and the envelope then has no
+ * `"t": 1`), `$` is the format version and `e` is `null` for "never expires" (JSON has no
+ * `Infinity`). Backends share it, so every
  * serialising backend stores the same bytes for the same entry.
  *
  * @since 0.1.0
@@ -27,21 +28,26 @@ export interface Envelope {
   readonly c: number
   readonly s: number
   readonly e: number | null
+  /** `1` when `v` was encoded by a schema: it is then never handed back without one. */
+  readonly t?: 1
 }
 
 /**
- * The envelope of an entry whose value is already encoded.
+ * The envelope of an entry whose value is already encoded (`schemaEncoded`: by a schema).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const toEnvelope = (entry: CacheEntry<unknown>, encoded: unknown): Envelope => ({
-  $: 1,
-  v: encoded,
-  c: entry.createdAt,
-  s: entry.staleAt,
-  e: entry.expiresAt === Infinity ? null : entry.expiresAt
-})
+export const toEnvelope = (entry: CacheEntry<unknown>, encoded: unknown, schemaEncoded = false): Envelope => {
+  const envelope = {
+    $: 1 as const,
+    v: encoded,
+    c: entry.createdAt,
+    s: entry.staleAt,
+    e: entry.expiresAt === Infinity ? null : entry.expiresAt
+  }
+  return schemaEncoded ? { ...envelope, t: 1 } : envelope
+}
 
 /**
  * Parses a stored envelope; `None` for anything that is not exactly one: corrupt data, another
@@ -61,14 +67,15 @@ export const parseEnvelope = (json: string): Option.Option<Envelope> => {
   }
   if (typeof u !== "object" || u === null || Array.isArray(u)) return Option.none()
   const keys = Object.keys(u)
-  if (keys.length !== 5 || !keys.every((key) => envelopeKeys.has(key))) return Option.none()
-  const { $, c, e, s } = u as Record<string, unknown>
+  if (!keys.every((key) => envelopeKeys.has(key))) return Option.none()
+  const { $, c, e, s, t } = u as Record<string, unknown>
+  if (keys.length !== (t === undefined ? 5 : 6) || (t !== undefined && t !== 1) || !("v" in u)) return Option.none()
   return $ === 1 && isTime(c) && isTime(s) && c <= s && (e === null || (isTime(e) && s <= e))
     ? Option.some(u as Envelope)
     : Option.none()
 }
 
-const envelopeKeys = new Set(["$", "v", "c", "s", "e"])
+const envelopeKeys = new Set(["$", "v", "c", "s", "e", "t"])
 
 const isTime = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u)
 
@@ -85,7 +92,7 @@ const isTime = (u: unknown): u is number => typeof u === "number" && Number.isFi
  *
  * const entry = CacheEntry.make({ value: new Date(0), createdAt: 0, staleAt: 1_000, expiresAt: Infinity })
  * const json = EntryCodec.encode(entry, Schema.Date, { backend: "my-backend", method: "set" })
- * // Right('{"$":1,"v":"1970-01-01T00:00:00.000Z","c":0,"s":1000,"e":null}')
+ * // Right('{"$":1,"v":"1970-01-01T00:00:00.000Z","c":0,"s":1000,"e":null,"t":1}')
  * const back = Either.map(json, (s) => EntryCodec.decode(s, Schema.Date))
  * ```
  *
@@ -103,15 +110,16 @@ export const encode = <A, I>(
   // the ParseError quotes the value: only its summary (paths and reasons) travels on
   if (Either.isLeft(encoded)) return Either.left(fail(Diagnostics.redactParseError(encoded.left)))
   try {
-    return Either.right(JSON.stringify(toEnvelope(entry, encoded.right)))
+    return Either.right(JSON.stringify(toEnvelope(entry, encoded.right, schema !== undefined)))
   } catch (cause) {
     return Either.left(fail(notJson(cause)))
   }
 }
 
 /**
- * Decodes an envelope string back into an entry; `None` when it is corrupt or its value does not
- * match `schema`. A backend treats `None` as a decode failure: a miss, deleted and counted.
+ * Decodes an envelope string back into an entry; `None` when it is corrupt, its value does not
+ * match `schema`, or it was written through a schema and is read without one (its encoded form
+ * is not the value). A backend treats `None` as a decode failure: a miss, deleted and counted.
  *
  * @since 0.1.0
  * @category decoding
@@ -121,6 +129,8 @@ export const decode = <A, I>(
   schema: Schema.Schema<A, I> | undefined
 ): Option.Option<CacheEntry<A>> =>
   Option.flatMap(parseEnvelope(json), (envelope) => {
+    // a schema-encoded value read without a schema would be its encoded form posing as A
+    if (schema === undefined && envelope.t === 1) return Option.none()
     const value = schema === undefined
       ? Either.right(envelope.v as A)
       : Schema.decodeUnknownEither(schema)(envelope.v)

@@ -6,7 +6,7 @@
 import { KeyValueStore } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheFirst, CacheStore, Diagnostics, EntryCodec, Failover } from "@stalewise/core"
-import { Duration, Effect, Either, FiberRef, Layer, Logger, LogLevel, Schema, TestClock } from "effect"
+import { Duration, Effect, Either, FiberRef, Layer, Logger, LogLevel, Option, Schema, TestClock } from "effect"
 
 const KeyValueStoreMemory = KeyValueStore.layerMemory
 
@@ -146,3 +146,39 @@ describe("no values in logs or errors", () => {
     )
   })
 })
+
+describe("what a serialising store hands back", () => {
+  const entry = CacheEntry.make({ value: new Date(0), createdAt: 0, staleAt: 1_000, expiresAt: 60_000 })
+
+  it.effect("an entry written through a schema is never handed back without one (its encoded form is not the value)", () =>
+    Effect.gen(function*() {
+      const store = yield* CacheStore.makeKeyValueStore()
+      yield* store.set("ns:fn:1", entry, Schema.Date)
+      assert.instanceOf(Option.getOrThrow(yield* store.get("ns:fn:1", Schema.Date)).value, Date)
+      assert.isTrue(Option.isNone(yield* store.get("ns:fn:1")), "not the ISO string posing as a Date")
+      // written without a schema, read without one: JSON as is
+      yield* store.set("ns:fn:2", CacheEntry.make({ ...entry, value: { n: 1 } }))
+      assert.deepStrictEqual(Option.getOrThrow(yield* store.get("ns:fn:2")).value, { n: 1 })
+    }).pipe(Effect.provide(KeyValueStoreMemory)))
+
+  it("only exact envelopes decode", () => {
+    const good = { $: 1, v: 1, c: 0, s: 1, e: null }
+    assert.isTrue(Option.isSome(EntryCodec.decode(JSON.stringify(good), undefined)))
+    for (
+      const bad of [
+        { ...good, extra: 1 },
+        { ...good, c: "0" },
+        { ...good, c: 2, s: 1 },
+        { ...good, s: 5, e: 4 },
+        { ...good, $: 2 },
+        { ...good, t: 2 },
+        { $: 1, c: 0, s: 1, e: null },
+        [good]
+      ]
+    ) {
+      assert.isTrue(Option.isNone(EntryCodec.decode(JSON.stringify(bad), undefined)), JSON.stringify(bad))
+    }
+    assert.isTrue(Option.isNone(EntryCodec.decode(`{"$":1,"v":1,"c":0,"s":1e999,"e":null}`, undefined)))
+  })
+})
+

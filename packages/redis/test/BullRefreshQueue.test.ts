@@ -209,7 +209,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
 
       yield* Deferred.succeed(gate, undefined)
       const store = Context.get(app, CacheStore.CacheStore)
-      yield* within(Effect.map(store.get(key), Option.isSome))
+      yield* within(Effect.map(store.get(key, Schema.String), Option.isSome))
       yield* within(idle(bull)) // completed jobs are removed
       assert.strictEqual(job.calls.length, 1, "one fetch for 110 offers")
 
@@ -248,7 +248,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
 
       assert.strictEqual(yield* Effect.provide(offer(request(name, "flaky-1", ["flaky-1"])), app), "enqueued")
       const store = Context.get(app, CacheStore.CacheStore)
-      yield* within(Effect.map(store.get(keyOf(name, "flaky-1")), Option.isSome))
+      yield* within(Effect.map(store.get(keyOf(name, "flaky-1"), Schema.String), Option.isSome))
       assert.strictEqual(
         Option.getOrThrow(yield* store.get<string, string>(keyOf(name, "flaky-1"), Schema.String)).value,
         "flaky-1 on attempt 3"
@@ -339,7 +339,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
         Option.getOrThrow(yield* store.get<string, string>(keyOf(name, "slow"), Schema.String)).value,
         "slow by the first worker"
       )
-      assert.isTrue(Option.isNone(yield* store.get(keyOf(name, "stuck"))))
+      assert.isTrue(Option.isNone(yield* store.get(keyOf(name, "stuck"), Schema.String)))
       assert.isAtLeast(closing, 550)
       assert.isBelow(closing, 3_000)
       const left = yield* counts(bull)
@@ -350,7 +350,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       const job = countingJob(name)
       yield* Effect.provide(job.make, second)
       yield* startWorker(second, { queueName })
-      yield* within(Effect.map(store.get(keyOf(name, "stuck")), Option.isSome))
+      yield* within(Effect.map(store.get(keyOf(name, "stuck"), Schema.String), Option.isSome))
       assert.deepStrictEqual(job.calls.map((call) => call.id), ["stuck"])
       log(`BullMQ worker shutdown: closed in ${closing.toFixed(0)} ms (shutdownTimeout 600 ms, one refresh stuck)`)
     }))
@@ -425,7 +425,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       yield* startWorker(worker, { queueName })
       const store = Context.get(app, CacheStore.CacheStore)
       assert.strictEqual(yield* Effect.provide(offer(request(name, "before", ["before"])), app), "enqueued")
-      yield* within(Effect.map(store.get(keyOf(name, "before")), Option.isSome))
+      yield* within(Effect.map(store.get(keyOf(name, "before"), Schema.String), Option.isSome))
 
       yield* server.stop
       yield* Effect.sleep("500 millis")
@@ -433,7 +433,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       const restarted = performance.now()
       yield* within(Effect.map(Effect.either(store.get("ready?")), (result) => result._tag === "Right"))
       assert.strictEqual(yield* Effect.provide(offer(request(name, "after", ["after"])), app), "enqueued")
-      yield* within(Effect.map(store.get(keyOf(name, "after")), Option.isSome), 20)
+      yield* within(Effect.map(store.get(keyOf(name, "after"), Schema.String), Option.isSome), 20)
       assert.deepStrictEqual(job.calls.map((call) => call.id), ["before", "after"])
       log(
         `BullMQ worker after a Redis restart: refresh landed ${
