@@ -181,4 +181,3 @@ describe("what a serialising store hands back", () => {
     assert.isTrue(Option.isNone(EntryCodec.decode(`{"$":1,"v":1,"c":0,"s":1e999,"e":null}`, undefined)))
   })
 })
-
