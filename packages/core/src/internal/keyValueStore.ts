@@ -7,6 +7,7 @@ import * as Schema from "effect/Schema"
 import type { CacheEntry } from "../CacheEntry.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import * as CacheStore from "../CacheStore.js"
+import * as Diagnostics from "../Diagnostics.js"
 import * as EntryCodec from "../EntryCodec.js"
 import { leaseMillis, makeToken } from "./lease.js"
 
@@ -45,6 +46,7 @@ export const make = (
     const kv = yield* KeyValueStore.KeyValueStore
     const prefix = options.prefix ?? "stalewise/"
     const counters = CacheMetrics.makeStoreCounters(backend)
+    const warnings = Diagnostics.makeWarnings()
     const valueKey = (key: string) => `${prefix}v/${key}`
     const leaseKey = (key: string) => `${prefix}l/${key}`
     const indexKey = `${prefix}i`
@@ -119,9 +121,10 @@ export const make = (
           if (Option.isNone(entry)) {
             counters.decodeFailure()
             counters.miss()
-            yield* Effect.logWarning("stalewise: dropped a stored entry that failed to decode").pipe(
-              Effect.annotateLogs({ backend, key })
-            )
+            yield* warnings.warn("undecodable", "stalewise: dropped a stored entry that failed to decode", {
+              backend,
+              key
+            })
             yield* remove(key, "get")
             return entry
           }

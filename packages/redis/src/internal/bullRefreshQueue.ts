@@ -131,13 +131,17 @@ export const make = Effect.fnUntraced(function*(
 
   let open = true
   yield* Effect.addFinalizer(() => Effect.sync(() => open = false))
+  // Redis down: every stale read falls back; one line per job per interval says so
+  const notEnqueued = Diagnostics.makeWarnings()
 
   const unavailable = (request: RefreshQueue.RefreshRequest, reason: string): Effect.Effect<RefreshQueue.Offered> =>
     overflow === "skip"
       ? RefreshQueue.fallback(request, overflow, reason)
       : Effect.zipRight(
-        Effect.logWarning(`stalewise: refresh not enqueued (${reason}), the caller refreshes`).pipe(
-          Effect.annotateLogs({ job: request.job, key: request.key })
+        notEnqueued.warn(
+          `not-enqueued/${request.job}`,
+          `stalewise: refresh not enqueued (${reason}), the caller refreshes`,
+          { job: request.job, key: request.key }
         ),
         RefreshQueue.fallback(request, overflow, reason)
       )

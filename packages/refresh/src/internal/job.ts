@@ -101,6 +101,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     const timeout = policy.timeout === undefined || !Duration.isFinite(policy.timeout) ? undefined : policy.timeout
     const annotations: CacheMetrics.Annotations = { strategy: metrics.strategy, job: name }
     const countOutcome = CacheMetrics.makeOutcomeCounter(annotations)
+    // refreshes failing in an upstream outage: one line per interval, with a count
+    const warnings = Diagnostics.makeWarnings()
     const now = () => clock.unsafeCurrentTimeMillis()
 
     // --- Keys, entries and the store ------------------------------------------------------------
@@ -203,10 +205,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
             if (kind === "miss" || Cause.isInterruptedOnly(exit.cause)) return Effect.void
             recordFailure(key)
             metrics.countRefresh(name, "failed")
-            return Effect.logWarning("stalewise: refresh failed, the last good value is kept").pipe(
-              Effect.annotateLogs({ job: name, key, error: describe(exit.cause) }),
-              Effect.zipRight(Effect.logDebug("stalewise: refresh failure", exit.cause))
-            )
+            return warnings.warn("refresh-failed", "stalewise: refresh failed, the last good value is kept", {
+              job: name,
+              key,
+              error: describe(exit.cause)
+            }).pipe(Effect.zipRight(Effect.logDebug("stalewise: refresh failure", exit.cause)))
           })
         )
       )
@@ -383,9 +386,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         if (Either.isLeft(encoded)) {
           yield* release(lease.value)
           metrics.countRefresh(name, "dropped")
-          yield* Effect.logWarning("stalewise: refresh dropped").pipe(
-            Effect.annotateLogs({ job: name, key, error: encoded.left.message })
-          )
+          yield* warnings.warn("refresh-dropped", "stalewise: refresh dropped", {
+            job: name,
+            key,
+            error: encoded.left.message
+          })
           return notRequested
         }
         const request: RefreshQueue.RefreshRequest = {
