@@ -106,7 +106,10 @@ export const encode = <A, I>(
 ): Either.Either<string, CacheStoreError> => {
   const fail = (cause: unknown) =>
     new CacheStoreError({ reason: "Encode", backend: context.backend, method: context.method, cause })
-  const encoded = schema === undefined ? Either.right<unknown>(entry.value) : Schema.encodeEither(schema)(entry.value)
+  const encoded = schema === undefined
+    ? Either.right<unknown>(entry.value)
+    : safely(() => Schema.encodeEither(schema)(entry.value))
+  if (encoded === undefined) return Either.left(fail(new Error("the schema could not walk the value (too deep?)")))
   // the ParseError quotes the value: only its summary (paths and reasons) travels on
   if (Either.isLeft(encoded)) return Either.left(fail(Diagnostics.redactParseError(encoded.left)))
   try {
@@ -133,8 +136,8 @@ export const decode = <A, I>(
     if (schema === undefined && envelope.t === 1) return Option.none()
     const value = schema === undefined
       ? Either.right(envelope.v as A)
-      : Schema.decodeUnknownEither(schema)(envelope.v)
-    return Either.isLeft(value) ? Option.none() : Option.some({
+      : safely(() => Schema.decodeUnknownEither(schema)(envelope.v))
+    return value === undefined || Either.isLeft(value) ? Option.none() : Option.some({
       value: value.right,
       createdAt: envelope.c,
       staleAt: envelope.s,
@@ -151,4 +154,14 @@ const notJson = (cause: unknown): Error => {
       ? first
       : `the value is not JSON-serialisable (${(cause as Error)?.name ?? typeof cause})`
   )
+}
+
+// A recursive schema walks a value recursively: stored data nested deep enough overflows the
+// stack, which must be a decode failure, not a defect.
+const safely = <A>(f: () => A): A | undefined => {
+  try {
+    return f()
+  } catch {
+    return undefined
+  }
 }

@@ -181,3 +181,41 @@ describe("what a serialising store hands back", () => {
     assert.isTrue(Option.isNone(EntryCodec.decode(`{"$":1,"v":1,"c":0,"s":1e999,"e":null}`, undefined)))
   })
 })
+
+describe("user code and deep data in the store's path", () => {
+  interface Tree {
+    readonly children: ReadonlyArray<Tree>
+  }
+  const Tree: Schema.Schema<Tree> = Schema.Struct({ children: Schema.Array(Schema.suspend(() => Tree)) })
+
+  it.effect("a recursive schema over stored data nested past the stack: a miss, not a defect", () =>
+    Effect.gen(function*() {
+      const kv = yield* KeyValueStore.KeyValueStore
+      const store = yield* CacheStore.makeKeyValueStore()
+      const depth = 50_000
+      const deep = `${"{\"children\":[".repeat(depth)}${"]}".repeat(depth)}`
+      yield* kv.set("stalewise/v/ns:fn:1", `{"$":1,"v":${deep},"c":0,"s":1,"e":null,"t":1}`)
+      assert.isTrue(Option.isNone(yield* store.get("ns:fn:1", Tree)))
+      let tree: Tree = { children: [] }
+      for (let i = 0; i < depth; i++) tree = { children: [tree] }
+      const error = yield* Effect.flip(
+        store.set("ns:fn:2", CacheEntry.make({ value: tree, createdAt: 0, staleAt: 1, expiresAt: 2 }), Tree)
+      )
+      assert.strictEqual(error.reason, "Encode")
+    }).pipe(Effect.provide(KeyValueStoreMemory)))
+
+  it.effect("a sizeOf that throws or answers NaN falls back to the estimate", () =>
+    Effect.gen(function*() {
+      for (
+        const sizeOf of [() => {
+          throw new Error("no")
+        }, () =>
+          NaN, () =>
+          -1]
+      ) {
+        const store = yield* CacheStore.makeMemory({ maxBytes: 1_000_000, sizeOf })
+        yield* store.set("ns:fn:1", CacheEntry.make({ value: "v", createdAt: 0, staleAt: 1, expiresAt: Infinity }))
+        assert.strictEqual(Option.getOrThrow(yield* store.get("ns:fn:1")).value, "v")
+      }
+    }))
+})

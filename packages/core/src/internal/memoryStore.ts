@@ -22,6 +22,16 @@ export const make = (
     // The store's time source is the Clock present when it is built (TestClock in tests).
     const clock = yield* Effect.clock
     const counters = CacheMetrics.makeStoreCounters(backend)
+    // a user `sizeOf` that throws or answers nonsense falls back to the estimate
+    const valueBytes = (value: unknown): number => {
+      let size: number
+      try {
+        size = sizeOf(value)
+      } catch {
+        size = NaN
+      }
+      return Number.isFinite(size) && size >= 0 ? Math.max(1, Math.ceil(size)) : estimateSize(value)
+    }
 
     // lru-cache allocates its slots for `capacity` entries up front: with a byte budget they are
     // part of it, and capacity is lowered so that they take at most a quarter of it.
@@ -33,8 +43,7 @@ export const make = (
       ...(maxBytes === undefined ? {} : {
         maxSize: Math.max(1, maxBytes - slots * slotBytes),
         // the budget holds what the heap holds: the value, the key and the entry's own cost
-        sizeCalculation: (entry, key) =>
-          Math.max(1, Math.ceil(sizeOf(entry.value))) + stringBytes(key) + entryOverheadBytes
+        sizeCalculation: (entry, key) => valueBytes(entry.value) + stringBytes(key) + entryOverheadBytes
       }),
       dispose: (_entry, _key, reason) => {
         if (reason === "evict") counters.eviction()
