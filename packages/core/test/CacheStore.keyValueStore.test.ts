@@ -3,9 +3,11 @@ import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheMetrics, CacheStore } from "@stalewise/core"
 import { Effect, Layer, Metric, Option } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
 import { suite } from "./CacheStoreSuite.js"
 
 // What a corrupted entry looks like to the store: bytes that are not an entry envelope.
@@ -162,4 +164,39 @@ describe("CacheStore.layerFileSystem", () => {
       assert.isFalse(Fs.existsSync(Path.join(dir, "v", encodeURIComponent("ns:fn:1"))))
       assert.deepStrictEqual(Fs.readdirSync(Path.join(dir, "t")), [], "no temporary file left behind")
     }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.live(
+    "several processes on one directory: one lease winner among 6; deletePrefix removes what every process wrote",
+    () =>
+      Effect.gen(function*() {
+        const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-fs-procs-"))
+        const fixture = fileURLToPath(new URL("./fixtures/fileSystemProcess.ts", import.meta.url))
+        const run = (mode: string, id: number, startAt: number) =>
+          Effect.promise(() =>
+            new Promise<string>((resolve, reject) =>
+              ChildProcess.execFile(
+                process.execPath,
+                ["--import", "tsx", fixture, dir, String(startAt), mode, String(id)],
+                { cwd: fileURLToPath(new URL("..", import.meta.url)) },
+                (error, stdout) => error ? reject(error) : resolve(stdout.trim())
+              )
+            )
+          )
+        // the processes start their work at the same moment, after all of them have loaded
+        const leaseStart = Date.now() + 4_000
+        const leases = yield* Effect.all(Array.from({ length: 6 }, (_, i) => run("lease", i, leaseStart)), {
+          concurrency: "unbounded"
+        })
+        assert.strictEqual(leases.filter((answer) => answer === "won").length, 1, leases.join(","))
+        const writeStart = Date.now() + 4_000
+        const writes = yield* Effect.all(Array.from({ length: 3 }, (_, i) => run("write", i, writeStart)), {
+          concurrency: "unbounded"
+        })
+        assert.deepStrictEqual(writes, ["written", "written", "written"])
+        const store = yield* CacheStore.makeFileSystem({ directory: dir })
+        assert.strictEqual(yield* store.deletePrefix("ns:"), 150)
+        assert.isTrue(Option.isNone(yield* store.get("ns:fn:2-49")))
+      }).pipe(Effect.provide(NodeContext.layer)),
+    { timeout: 60_000 }
+  )
 })

@@ -20,8 +20,9 @@ const backend = "file-system"
 // Every file starts with its key on a line of its own, so a listing can always recover the key.
 const maxNameLength = 200
 
+// (`~` is escaped too: a leading `~` marks a digest name)
 const fileName = (key: string): string => {
-  const encoded = encodeURIComponent(key)
+  const encoded = encodeURIComponent(key).replace(/~/g, "%7E")
   return encoded.length <= maxNameLength && encoded !== "." && encoded !== ".."
     ? encoded
     : `~${Encoding.encodeBase64Url(sha256(new TextEncoder().encode(key)))}`
