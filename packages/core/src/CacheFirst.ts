@@ -20,7 +20,7 @@ import type * as Scope from "effect/Scope"
 import * as CacheEntry from "./CacheEntry.js"
 import * as CacheKey from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
-import { CacheStore, getOrMiss, setOrWarn } from "./CacheStore.js"
+import { CacheStore, type CacheStoreError, getOrMiss, setOrWarn } from "./CacheStore.js"
 import * as internal from "./internal/strategy.js"
 import type * as Outcome from "./Outcome.js"
 import { type PolicyError, positiveInteger } from "./PolicyError.js"
@@ -73,10 +73,13 @@ export interface CacheFirst<in Args extends ReadonlyArray<any>, out A, out E> {
   readonly get: (...args: Args) => Effect.Effect<A, E | CacheKey.CacheKeyError>
   /** Like `get`, with the outcome: `hit` (with the value's age) or `miss`. */
   readonly getWithOutcome: (...args: Args) => Effect.Effect<Outcome.Outcome<A>, E | CacheKey.CacheKeyError>
-  /** Drops the value for these arguments (in process and, when persisted, in the store). */
-  readonly invalidate: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError>
-  /** Drops every value of this function. */
-  readonly invalidateAll: Effect.Effect<void>
+  /**
+   * Drops the value for these arguments (in process and, when persisted, in the store). A delete
+   * the store refuses fails with `CacheStoreError` (the in-process copy is gone all the same).
+   */
+  readonly invalidate: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStoreError>
+  /** Drops every value of this function; fails with `CacheStoreError` when the store refuses. */
+  readonly invalidateAll: Effect.Effect<void, CacheStoreError>
 }
 
 /**
@@ -272,13 +275,11 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         Effect.flatMap(deriveKey(args), (key) =>
           Effect.zipRight(
             cache.invalidate(new Request(key, args)),
-            store === undefined ? Effect.void : Effect.ignoreLogged(store.delete(key))
+            store === undefined ? Effect.void : store.delete(key)
           )),
       invalidateAll: Effect.zipRight(
         cache.invalidateAll,
-        store === undefined
-          ? Effect.void
-          : Effect.ignoreLogged(store.deletePrefix(CacheKey.prefix(namespace, options.name)))
+        store === undefined ? Effect.void : Effect.asVoid(store.deletePrefix(CacheKey.prefix(namespace, options.name)))
       )
     }
     return self

@@ -53,8 +53,11 @@ export interface CacheKey {
 }
 
 /**
- * Raised when a key cannot be derived: an argument that cannot be keyed (`Unkeyable`), or a
- * namespace or name that is empty or contains `:` (`InvalidSegment`).
+ * Raised when a key cannot be derived: an argument that cannot be keyed (`Unkeyable`: a function,
+ * a symbol, a cycle, an unknown class, a getter or Proxy that throws, a `key` function that
+ * throws), one nested deeper than {@link limits}`.depth` (`TooDeep`), one whose canonical
+ * encoding is longer than {@link limits}`.length` (`TooLarge`), or a namespace or name that is
+ * empty or contains `:` (`InvalidSegment`). It never carries the argument itself.
  *
  * @since 0.1.0
  * @category errors
@@ -62,7 +65,7 @@ export interface CacheKey {
 export class CacheKeyError extends Schema.TaggedError<CacheKeyError>("@stalewise/core/CacheKeyError")(
   "CacheKeyError",
   {
-    reason: Schema.Literal("Unkeyable", "InvalidSegment"),
+    reason: Schema.Literal("Unkeyable", "TooDeep", "TooLarge", "InvalidSegment"),
     /** Where in the arguments the problem is, e.g. `$[0].user.callback`. */
     path: Schema.String,
     /** What was found there, e.g. `function`, `symbol`, `cycle`, `class Socket`. */
@@ -73,9 +76,9 @@ export class CacheKeyError extends Schema.TaggedError<CacheKeyError>("@stalewise
    * @since 0.1.0
    */
   override get message(): string {
-    return this.reason === "Unkeyable"
-      ? `Cannot derive a cache key: ${this.found} at ${this.path}`
-      : `Invalid key segment at ${this.path}: ${this.found}`
+    return this.reason === "InvalidSegment"
+      ? `Invalid key segment at ${this.path}: ${this.found}`
+      : `Cannot derive a cache key: ${this.found} at ${this.path}`
   }
 }
 
@@ -176,7 +179,8 @@ export const digest = (canonical: string): string => {
   let cached = recentDigests.get(canonical)
   if (cached === undefined) {
     cached = Encoding.encodeBase64Url(sha256(textEncoder.encode(canonical)).subarray(0, 16))
-    recentDigests.set(canonical, cached)
+    // lru-cache refuses (and so never retains) an encoding larger than `maxEntrySize`
+    if (canonical.length * 2 + 64 <= 64 * 1024) recentDigests.set(canonical, cached)
   }
   return cached
 }
@@ -184,8 +188,14 @@ export const digest = (canonical: string): string => {
 const textEncoder = new TextEncoder()
 
 // Hashing costs microseconds and hot keys are derived over and over (every call of a cached
-// function): remember the digests of recent encodings. Bounded, so memory stays small.
-const recentDigests = new LRUCache<string, string>({ max: 4_096 })
+// function): remember the digests of recent encodings. Bounded in bytes (an encoding is kept as
+// a string of UTF-16 code units): large encodings are hashed every time rather than kept alive.
+const recentDigests = new LRUCache<string, string>({
+  max: 4_096,
+  maxSize: 4 * 1024 * 1024,
+  maxEntrySize: 64 * 1024,
+  sizeCalculation: (_digest, canonical) => canonical.length * 2 + 64
+})
 
 /**
  * Validates `namespace` and `name` once and returns a function deriving key strings
@@ -232,42 +242,126 @@ export const idDeriver = (
     yield* validateSegment(name, "name")
     const keyPrefix = `${namespace}:${name}:`
     return (id: string) =>
-      id.length === 0
-        ? Either.left(new CacheKeyError({ reason: "InvalidSegment", path: "id", found: "\"\"" }))
+      typeof id !== "string" || id.length === 0
+        ? Either.left(
+          new CacheKeyError({
+            reason: "InvalidSegment",
+            path: "id",
+            found: typeof id === "string" ? "\"\"" : typeof id
+          })
+        )
         : Either.right(keyPrefix + id)
   })
 
 /**
+ * Runs a user function that computes a key id or what a key digests (a strategy's `key`, a job's
+ * `prepareArgs`): whatever it throws becomes a `CacheKeyError` (reason `Unkeyable`, path
+ * `key(...)`), without the thrown value, which may quote the arguments.
+ *
+ * @example
+ * ```ts
+ * import { CacheKey } from "@stalewise/core"
+ *
+ * const id = CacheKey.attempt(() => JSON.parse("{not json").id as string)
+ * // Left(CacheKeyError { reason: "Unkeyable", path: "key(...)", found: "a key function that throws" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const attempt = <A>(f: () => A): Either.Either<A, CacheKeyError> => {
+  try {
+    return Either.right(f())
+  } catch {
+    return Either.left(
+      new CacheKeyError({ reason: "Unkeyable", path: "key(...)", found: "a key function that throws" })
+    )
+  }
+}
+
+/**
+ * The bounds of key derivation: arguments nested deeper than `depth` levels fail with
+ * `CacheKeyError` reason `TooDeep`, and arguments whose canonical encoding would be longer than
+ * `length` characters fail with reason `TooLarge` — a key is derived in bounded time, memory and
+ * stack, whatever the argument.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const limits: { readonly depth: number; readonly length: number } = {
+  depth: 1_000,
+  length: 32 * 1024 * 1024
+}
+
+/**
  * The canonical, type-tagged encoding of a value. Two values get the same encoding exactly when
- * they are deep-equal (Node's `isDeepStrictEqual` on plain data), whatever the order of object
- * keys, `Map` entries or `Set` members.
+ * they are deep-equal (Node's `isDeepStrictEqual`), whatever the order of object keys, `Map`
+ * entries or `Set` members. Total: any value gives an encoding or a `CacheKeyError`, never a
+ * thrown exception.
  *
  * **Details**
  *
  * Accepted: `undefined`, `null`, booleans, numbers (`NaN`, `-0`, `±Infinity` kept distinct),
- * bigints, strings, `Date`s (by time; invalid dates are equal to each other), `Uint8Array`s,
- * arrays, plain objects (own enumerable string keys; `{ a: undefined }` differs from `{}`),
- * `Map`, `Set`, `Option`, `Either`, `Chunk`, `HashMap`, `HashSet`, `Data` classes and structs
- * (the class name is part of the encoding), and anything implementing `PrimaryKey` (its primary
- * key is used). Everything else fails with `CacheKeyError` (reason `Unkeyable`).
+ * bigints, strings (any code units, lone surrogates included), `Date`s (by time; invalid dates
+ * are equal to each other), `Uint8Array`s, arrays (holes and extra named properties are part of
+ * the encoding), plain objects (own enumerable string keys; `{ a: undefined }` differs from `{}`,
+ * and a null-prototype object from `{}`), `Map`, `Set`, `Option`, `Either`, `Chunk`, `HashMap`,
+ * `HashSet`, `Data` classes and structs (the class name is part of the encoding), and anything
+ * implementing `PrimaryKey` (its primary key is used).
+ *
+ * Fails with `CacheKeyError`: reason `Unkeyable` for anything else (functions, symbols,
+ * symbol-keyed properties, cycles, instances of other classes, subclasses of the built-ins,
+ * getters or Proxies that throw, revoked Proxies), `TooDeep` past {@link limits}`.depth` levels,
+ * `TooLarge` past {@link limits}`.length` characters.
  *
  * @since 0.1.0
  * @category utils
  */
 export const encode = (value: unknown): Either.Either<string, CacheKeyError> => {
+  const state: State = { ancestors: new Set(), depth: 0, length: 0 }
   try {
-    return Either.right(encodeValue(value, "$", []))
+    return Either.right(encodeValue(value, "$", state))
   } catch (error) {
-    if (error instanceof CacheKeyError) return Either.left(error)
-    throw error
+    return Either.left(error instanceof CacheKeyError ? error : fromThrown(error, "$"))
   }
+}
+
+/** What a walk carries: the objects above the current one (cycles), its depth and output so far. */
+interface State {
+  readonly ancestors: Set<object>
+  depth: number
+  length: number
 }
 
 const unkeyable = (path: string, found: string): never => {
   throw new CacheKeyError({ reason: "Unkeyable", path, found })
 }
 
-const encodeString = (s: string): string => `s${s.length}:${s}`
+// Whatever a getter, a Proxy trap or the engine throws becomes a typed error naming the place;
+// the thrown value itself is never kept (it may quote the argument).
+const fromThrown = (error: unknown, path: string): CacheKeyError =>
+  error instanceof RangeError && /call stack/i.test(error.message)
+    ? new CacheKeyError({ reason: "TooDeep", path, found: "nesting deeper than the stack allows" })
+    : new CacheKeyError({ reason: "Unkeyable", path, found: "a value that throws when read (a getter or Proxy)" })
+
+const emit = (state: State, part: string, path: string): string => {
+  state.length += part.length
+  if (state.length > limits.length) {
+    throw new CacheKeyError({ reason: "TooLarge", path, found: `an encoding longer than ${limits.length} characters` })
+  }
+  return part
+}
+
+// Lone surrogates would all become U+FFFD in UTF-8 (one digest for "\ud800", "\ud801" and
+// "\ufffd"): a string that is not well-formed UTF-16 is encoded by its code units instead.
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+const encodeString = (s: string): string => {
+  if (!loneSurrogate.test(s)) return `s${s.length}:${s}`
+  let units = ""
+  for (let i = 0; i < s.length; i++) units += s.charCodeAt(i).toString(16).padStart(4, "0")
+  return `w${s.length}:${units}`
+}
 
 const encodeNumber = (n: number): string => Object.is(n, -0) ? "n-0;" : `n${n};`
 
@@ -282,42 +376,73 @@ const encodeEntries = (
   tag: string,
   entries: Iterable<readonly [unknown, unknown]>,
   path: string,
-  stack: Array<unknown>
+  state: State
 ): string => {
   const parts: Array<string> = []
   let i = 0
   for (const [k, v] of entries) {
-    const encodedKey = encodeValue(k, `${path}.<key ${i}>`, stack)
-    parts.push(`${encodedKey}${encodeValue(v, `${path}.<value ${i}>`, stack)}`)
+    const encodedKey = encodeValue(k, `${path}.<key ${i}>`, state)
+    parts.push(`${encodedKey}${encodeValue(v, `${path}.<value ${i}>`, state)}`)
     i++
   }
   return encodeSorted(tag, parts)
 }
 
-const encodeMembers = (tag: string, members: Iterable<unknown>, path: string, stack: Array<unknown>): string => {
+const encodeMembers = (tag: string, members: Iterable<unknown>, path: string, state: State): string => {
   const parts: Array<string> = []
   let i = 0
   for (const member of members) {
-    parts.push(encodeValue(member, `${path}.<member ${i++}>`, stack))
+    parts.push(encodeValue(member, `${path}.<member ${i++}>`, state))
   }
   return encodeSorted(tag, parts)
 }
 
-const encodeFields = (tag: string, object: object, path: string, stack: Array<unknown>): string => {
+const rejectSymbolKeys = (object: object, path: string): void => {
   if (Object.getOwnPropertySymbols(object).some((s) => Object.prototype.propertyIsEnumerable.call(object, s))) {
     unkeyable(path, "symbol-keyed property")
   }
-  const keys = Object.keys(object).sort()
+}
+
+const encodeFields = (tag: string, object: object, keys: Array<string>, path: string, state: State): string => {
+  keys.sort()
   let out = `${tag}${keys.length}{`
   for (const key of keys) {
-    out += encodeString(key) + encodeValue((object as Record<string, unknown>)[key], `${path}.${key}`, stack)
+    out += encodeString(key) + encodeValue((object as Record<string, unknown>)[key], `${path}.${key}`, state)
   }
   return out + "}"
 }
 
-const isPlainObject = (u: object): boolean => {
-  const proto = Object.getPrototypeOf(u)
-  return proto === null || proto === Object.prototype
+const isIndex = (key: string, length: number): boolean => {
+  const n = Number(key)
+  return Number.isInteger(n) && n >= 0 && n < length && String(n) === key
+}
+
+// Arrays: holes differ from `undefined` and named properties are part of the value, as in
+// `isDeepStrictEqual`. The common dense array pays one `Object.keys` for the check.
+const encodeArray = (u: ReadonlyArray<unknown>, path: string, state: State): string => {
+  rejectSymbolKeys(u, path)
+  const keys = Object.keys(u)
+  const plain = keys.length === u.length
+  let out = `a${u.length}[`
+  for (let i = 0; i < u.length; i++) {
+    out += plain || i in u ? encodeValue(u[i], `${path}[${i}]`, state) : "h"
+  }
+  out += "]"
+  if (plain) return out
+  const named = keys.filter((key) => !isIndex(key, u.length))
+  return named.length === 0 ? out : encodeFields(`${out}x`, u, named, path, state)
+}
+
+const ownKeysOf = (u: object, path: string): Array<string> => {
+  rejectSymbolKeys(u, path)
+  return Object.keys(u)
+}
+
+// Built-ins with extra own properties or another prototype are not what they look like.
+// (`indexed`: a typed array's elements are own keys)
+const exactly = (u: object, proto: object, path: string, what: string, indexed = 0): void => {
+  if (Object.getPrototypeOf(u) !== proto) unkeyable(path, `class ${constructorName(u)}`)
+  if (ownKeysOf(u, path).length > indexed) unkeyable(path, `${what} with own properties`)
 }
 
 const constructorName = (u: object): string => {
@@ -325,59 +450,84 @@ const constructorName = (u: object): string => {
   return typeof ctor?.name === "string" && ctor.name.length > 0 ? ctor.name : "anonymous"
 }
 
-const encodeValue = (u: unknown, path: string, stack: Array<unknown>): string => {
+const encodeValue = (u: unknown, path: string, state: State): string => {
   switch (typeof u) {
     case "undefined":
-      return "u"
+      return emit(state, "u", path)
     case "boolean":
-      return u ? "T" : "F"
+      return emit(state, u ? "T" : "F", path)
     case "number":
-      return encodeNumber(u)
+      return emit(state, encodeNumber(u), path)
     case "bigint":
-      return `i${u};`
+      return emit(state, `i${u};`, path)
     case "string":
-      return encodeString(u)
+      return emit(state, encodeString(u), path)
     case "symbol":
       return unkeyable(path, "symbol")
     case "function":
       return unkeyable(path, "function")
   }
-  if (u === null) return "N"
+  if (u === null) return emit(state, "N", path)
   const object = u as object
-  if (stack.includes(object)) return unkeyable(path, "cycle")
-  stack.push(object)
+  if (state.ancestors.has(object)) return unkeyable(path, "cycle")
+  if (state.depth >= limits.depth) {
+    throw new CacheKeyError({ reason: "TooDeep", path, found: `nesting deeper than ${limits.depth} levels` })
+  }
+  state.ancestors.add(object)
+  state.depth++
   try {
-    return encodeObject(object, path, stack)
+    return encodeObject(object, path, state)
+  } catch (error) {
+    throw error instanceof CacheKeyError ? error : fromThrown(error, path)
   } finally {
-    stack.pop()
+    state.depth--
+    state.ancestors.delete(object)
   }
 }
 
-const encodeObject = (u: object, path: string, stack: Array<unknown>): string => {
+const encodeObject = (u: object, path: string, state: State): string => {
   if (PrimaryKey.symbol in u) {
-    return `k${encodeString((u as PrimaryKey.PrimaryKey)[PrimaryKey.symbol]())}`
+    const id: unknown = (u as PrimaryKey.PrimaryKey)[PrimaryKey.symbol]()
+    return typeof id === "string"
+      ? emit(state, `k${encodeString(id)}`, path)
+      : unkeyable(path, "a non-string PrimaryKey")
   }
   if (Array.isArray(u)) {
-    let out = `a${u.length}[`
-    for (let i = 0; i < u.length; i++) out += encodeValue(u[i], `${path}[${i}]`, stack)
-    return out + "]"
+    if (Object.getPrototypeOf(u) !== Array.prototype) unkeyable(path, `class ${constructorName(u)}`)
+    return encodeArray(u, path, state)
   }
-  if (u instanceof Date) return `D${u.getTime()};`
-  if (u instanceof Uint8Array && u.constructor === Uint8Array) return `b${u.length}:${hex(u)}`
-  if (u instanceof Map) return encodeEntries("M", u, path, stack)
-  if (u instanceof Set) return encodeMembers("S", u, path, stack)
-  if (isPlainObject(u)) return encodeFields("o", u, path, stack)
-  if (Option.isOption(u)) return Option.isSome(u) ? `O1${encodeValue(u.value, `${path}.value`, stack)}` : "O0"
+  if (u instanceof Date) {
+    exactly(u, Date.prototype, path, "Date")
+    return emit(state, `D${u.getTime()};`, path)
+  }
+  if (u instanceof Uint8Array && u.constructor === Uint8Array) {
+    exactly(u, Uint8Array.prototype, path, "Uint8Array", u.length)
+    return emit(state, `b${u.length}:${hex(u)}`, path)
+  }
+  if (u instanceof Map) {
+    exactly(u, Map.prototype, path, "Map")
+    return encodeEntries("M", u, path, state)
+  }
+  if (u instanceof Set) {
+    exactly(u, Set.prototype, path, "Set")
+    return encodeMembers("S", u, path, state)
+  }
+  const proto = Object.getPrototypeOf(u)
+  if (proto === Object.prototype) return encodeFields("o", u, ownKeysOf(u, path), path, state)
+  if (proto === null) return encodeFields("p", u, ownKeysOf(u, path), path, state)
+  if (Option.isOption(u)) return Option.isSome(u) ? `O1${encodeValue(u.value, `${path}.value`, state)}` : "O0"
   if (Either.isEither(u)) {
     return Either.isRight(u)
-      ? `ER${encodeValue(u.right, `${path}.right`, stack)}`
-      : `EL${encodeValue(u.left, `${path}.left`, stack)}`
+      ? `ER${encodeValue(u.right, `${path}.right`, state)}`
+      : `EL${encodeValue(u.left, `${path}.left`, state)}`
   }
-  if (Chunk.isChunk(u)) return `C${encodeValue(Chunk.toReadonlyArray(u), path, stack)}`
-  if (HashMap.isHashMap(u)) return encodeEntries("HM", u, path, stack)
-  if (HashSet.isHashSet(u)) return encodeMembers("HS", u, path, stack)
+  if (Chunk.isChunk(u)) return `C${encodeValue(Chunk.toReadonlyArray(u), path, state)}`
+  if (HashMap.isHashMap(u)) return encodeEntries("HM", u, path, state)
+  if (HashSet.isHashSet(u)) return encodeMembers("HS", u, path, state)
   // `Data` classes and structs: structural by definition; the class name keeps two classes
   // with the same fields apart.
-  if (Equal.isEqual(u)) return encodeFields(`c${encodeString(constructorName(u))}`, u, path, stack)
+  if (Equal.isEqual(u)) {
+    return encodeFields(`c${encodeString(constructorName(u))}`, u, ownKeysOf(u, path), path, state)
+  }
   return unkeyable(path, `class ${constructorName(u)}`)
 }

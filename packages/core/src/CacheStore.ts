@@ -11,7 +11,9 @@
  *
  * @since 0.1.0
  */
+import type * as FileSystem from "@effect/platform/FileSystem"
 import type { KeyValueStore } from "@effect/platform/KeyValueStore"
+import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -20,6 +22,8 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type { CacheEntry } from "./CacheEntry.js"
+import * as Diagnostics from "./Diagnostics.js"
+import * as internalFileSystem from "./internal/fileSystemStore.js"
 import * as internalKeyValue from "./internal/keyValueStore.js"
 import * as internalMemory from "./internal/memoryStore.js"
 import type { PolicyError } from "./PolicyError.js"
@@ -181,7 +185,12 @@ export const isCacheStore = (u: unknown): u is CacheStore.Service => Predicate.h
 export interface MemoryOptions {
   /** The most entries kept; the least recently used go first. Default 10,000. */
   readonly capacity?: number | undefined
-  /** An optional bound on the total estimated size in bytes; an entry larger than it is not kept. */
+  /**
+   * An optional bound on the heap the store holds, in bytes: each entry weighs its value's
+   * estimated size, its key and a fixed per-entry overhead, and the slots lru-cache allocates up
+   * front for `capacity` count too (capacity is lowered so they take at most a quarter of the
+   * budget). An entry larger than the budget is not kept.
+   */
   readonly maxBytes?: number | undefined
   /** Estimates a value's size in bytes for `maxBytes`; a rough structural estimate by default. */
   readonly sizeOf?: ((value: unknown) => number) | undefined
@@ -242,9 +251,13 @@ export interface KeyValueStoreOptions {
  * Entries are stored as JSON with their timestamps; values are Schema-encoded with the schema
  * given to `get`/`set` (JSON as is without one). `KeyValueStore` has no expiry and no key
  * listing, so expiry is checked on read and a key index (one JSON entry under the prefix) lists
- * the keys for `deletePrefix`. Index updates and leases are serialised inside this process;
- * processes sharing one file-system store do not coordinate leases or prefix deletes. Every key
- * is prefixed explicitly: `KeyValueStore.prefix` is not used, because in `@effect/platform` 0.97
+ * the keys for `deletePrefix`. Index updates and leases are serialised inside this process:
+ * store instances over one `KeyValueStore` object (and one prefix) share the index and its lock,
+ * so `deletePrefix` on one reaches what the others wrote. Instances over separate
+ * `KeyValueStore`s on the same data (two file-system `KeyValueStore`s on one directory, two
+ * browser tabs) do not coordinate leases or prefix deletes, and `@effect/platform`'s
+ * file-system `KeyValueStore` writes files in place (a concurrent reader can see half of one):
+ * for a directory, use {@link layerFileSystem}. Every key is prefixed explicitly: `KeyValueStore.prefix` is not used, because in `@effect/platform` 0.97
  * it does not prefix `getUint8Array` and its `size`/`clear` act on the whole underlying store.
  *
  * @since 0.1.0
@@ -270,18 +283,76 @@ export const layerKeyValueStoreWith = (
  * @example
  * ```ts
  * import { CacheStore } from "@stalewise/core"
- * import { NodeKeyValueStore } from "@effect/platform-node"
+ * import { KeyValueStore } from "@effect/platform"
  * import { Layer } from "effect"
  *
- * const StoreLive = CacheStore.layerKeyValueStore.pipe(
- *   Layer.provide(NodeKeyValueStore.layerFileSystem("/tmp/stalewise-cache"))
- * )
+ * // any KeyValueStore: memory here, browser storage in a browser (for a directory: layerFileSystem)
+ * const StoreLive = CacheStore.layerKeyValueStore.pipe(Layer.provide(KeyValueStore.layerMemory))
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerKeyValueStore: Layer.Layer<CacheStore, never, KeyValueStore> = layerKeyValueStoreWith()
+
+/**
+ * Options of the file-system store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FileSystemOptions {
+  /** The directory the store keeps its files in (created if missing); give each store its own. */
+  readonly directory: string
+}
+
+/**
+ * Builds a store over a directory, with the `FileSystem` and `Path` in context
+ * (`NodeContext.layer`). Several instances — in one process or several — may share the directory.
+ *
+ * **Details**
+ *
+ * - One file per entry (`v/`), holding its key and its envelope. Writes are atomic: the file is
+ *   written aside (`t/`) and renamed into place, so a reader sees the old entry or the new one,
+ *   never half of one.
+ * - An entry that fails to decode (or has expired) is deleted only if the file still holds what
+ *   was read: it is taken out of place atomically, compared, and put back if it changed — a good
+ *   entry written in between is never deleted.
+ * - `deletePrefix` lists the directory: whichever instance wrote an entry, nothing under the
+ *   prefix stays readable (writes that land after it are kept, as with any store).
+ * - Leases are files (`l/`) created with `link`, which fails if one exists: atomic across
+ *   processes on one machine. A lease that ran out is taken over with the same compare-and-delete.
+ *
+ * Fails with `CacheStoreError` when the directory cannot be created.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeFileSystem: (
+  options: FileSystemOptions
+) => Effect.Effect<CacheStore.Service, CacheStoreError, FileSystem.FileSystem | Path.Path> = internalFileSystem.make
+
+/**
+ * A store over a directory (see {@link makeFileSystem}).
+ *
+ * @example
+ * ```ts
+ * import { CacheStore } from "@stalewise/core"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ *
+ * const StoreLive = CacheStore.layerFileSystem({ directory: "/var/cache/my-app" }).pipe(
+ *   Layer.provide(NodeContext.layer)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFileSystem = (
+  options: FileSystemOptions
+): Layer.Layer<CacheStore, CacheStoreError, FileSystem.FileSystem | Path.Path> =>
+  Layer.effect(CacheStore, makeFileSystem(options))
 
 /**
  * Runs `effect` while holding the lease on `key`, releasing it afterwards (also on failure or
@@ -312,7 +383,8 @@ export const withLease = <A, E, R>(
 
 /**
  * Reads `key`, treating a store failure as a miss: the failure is logged at warning level with
- * the annotations (the store has already counted it). This is how strategies read: a store that
+ * the annotations, at most once per interval per store (`Diagnostics.warningsOf`; the store has
+ * already counted every one). This is how strategies read: a store that
  * is down never fails a caller.
  *
  * @since 0.1.0
@@ -327,20 +399,23 @@ export const getOrMiss = <A, I>(
   store.get(key, schema).pipe(
     Effect.catchAll((error) =>
       Effect.as(
-        Effect.logWarning("stalewise: store read failed, treated as a miss").pipe(
-          Effect.annotateLogs({ ...annotations, key, error: error.message })
-        ),
+        Diagnostics.warningsOf(store).warn("store-read-failed", "stalewise: store read failed, treated as a miss", {
+          ...annotations,
+          key,
+          error: error.message
+        }),
         Option.none()
       )
     )
   )
 
 /**
- * Writes `entry` at `key` after an upstream call, turning a store failure into a logged warning:
- * the caller already has its value, it is just not cached. With a store that writes in the
- * background (`setInBackground`, e.g. Redis) the caller does not wait for the backend: a paused
- * Redis costs the caller nothing here, and the same store instance reads the entry at once.
- * Otherwise it waits for `set`. This is how strategies write.
+ * Writes `entry` at `key` after an upstream call, turning a store failure into a logged warning
+ * (at most once per interval per store and reason, `Diagnostics.warningsOf`): the caller already
+ * has its value, it is just not cached. With a store that writes in the background
+ * (`setInBackground`, e.g. Redis) the caller does not wait for the backend: a paused Redis costs
+ * the caller nothing here, and the same store instance reads the entry at once. Otherwise it
+ * waits for `set`. This is how strategies write.
  *
  * @since 0.1.0
  * @category combinators
@@ -355,8 +430,10 @@ export const setOrWarn = <A, I>(
   (store.setInBackground === undefined ? store.set(key, entry, schema) : store.setInBackground(key, entry, schema))
     .pipe(
       Effect.catchAll((error) =>
-        Effect.logWarning("stalewise: store write failed, value not cached").pipe(
-          Effect.annotateLogs({ ...annotations, key, error: error.message })
+        Diagnostics.warningsOf(store).warn(
+          `store-write-failed/${error.reason}`,
+          "stalewise: store write failed, value not cached",
+          { ...annotations, key, error: error.message }
         )
       )
     )

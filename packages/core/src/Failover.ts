@@ -20,7 +20,7 @@ import type * as Scope from "effect/Scope"
 import type { CacheEntry } from "./CacheEntry.js"
 import type { CacheKeyError } from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
-import { CacheStore, getOrMiss, setOrWarn } from "./CacheStore.js"
+import { CacheStore, type CacheStoreError, getOrMiss, setOrWarn } from "./CacheStore.js"
 import * as internal from "./internal/strategy.js"
 import * as Outcome from "./Outcome.js"
 import type { PolicyError } from "./PolicyError.js"
@@ -130,8 +130,11 @@ export interface Failover<in Args extends ReadonlyArray<any>, out A, out E> {
   readonly getWithOutcome: (...args: Args) => Effect.Effect<Outcome.Outcome<A>, E | FailoverError>
   /** The stored fallback for these arguments, without calling the upstream. */
   readonly peek: (...args: Args) => Effect.Effect<Option.Option<CacheEntry<A>>, CacheKeyError>
-  /** Drops the stored fallback for these arguments. */
-  readonly invalidate: (...args: Args) => Effect.Effect<void, CacheKeyError>
+  /**
+   * Drops the stored fallback for these arguments. A delete the store refuses fails with
+   * `CacheStoreError`: the entry may still be there, and the caller is told.
+   */
+  readonly invalidate: (...args: Args) => Effect.Effect<void, CacheKeyError | CacheStoreError>
 }
 
 /**
@@ -335,15 +338,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       getWithOutcome,
       get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),
       peek: (...args) => Effect.flatMap(deriveKey(args), (key) => getOrMiss(store, key, schema, annotations)),
-      invalidate: (...args) =>
-        Effect.flatMap(deriveKey(args), (key) =>
-          store.delete(key).pipe(
-            Effect.catchAll((error) =>
-              Effect.logWarning("stalewise: store delete failed").pipe(
-                Effect.annotateLogs({ strategy, key, error: error.message })
-              )
-            )
-          ))
+      invalidate: (...args) => Effect.flatMap(deriveKey(args), (key) => store.delete(key))
     }
     return failoverFn
   })

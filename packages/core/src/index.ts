@@ -55,11 +55,21 @@ export * as CacheMetrics from "./CacheMetrics.js"
 export * as CacheStore from "./CacheStore.js"
 
 /**
+ * What the toolkit says when something goes wrong, and how much of it: schema errors summarised
+ * by path and reason (never the value that failed), and warnings rate-limited per kind, so that
+ * an outage costs one line per kind per interval, with a count, instead of one line per call.
+ *
+ * @since 0.1.0
+ */
+export * as Diagnostics from "./Diagnostics.js"
+
+/**
  * `EntryCodec`: the stored form of a `CacheEntry` for backends that cross a process boundary
  * (`KeyValueStore`, Redis). An entry becomes one JSON string, an envelope
  * `{ "$": 1, "v": value, "c": createdAt, "s": staleAt, "e": expiresAt | null }`: the value is
- * Schema-encoded when a schema is given (JSON as is otherwise), `$` is the format version and
- * `e` is `null` for "never expires" (JSON has no `Infinity`). Backends share it, so every
+ * Schema-encoded when a schema is given (JSON as is otherwise, and the envelope then has no
+ * `"t": 1`), `$` is the format version and `e` is `null` for "never expires" (JSON has no
+ * `Infinity`). Backends share it, so every
  * serialising backend stores the same bytes for the same entry.
  *
  * @since 0.1.0

@@ -15,18 +15,19 @@ const data = fc.anything({
   withSet: true,
   withBoxedValues: false,
   withTypedArray: false,
-  withNullPrototype: false,
-  withSparseArray: false,
+  withNullPrototype: true,
+  withSparseArray: true,
+  stringUnit: "binary",
   maxDepth: 3
 })
 
 /** The same value rebuilt with every object's keys, map entries and set members in reverse order. */
 const reorder = (u: unknown): unknown => {
-  if (Array.isArray(u)) return u.map(reorder)
+  if (Array.isArray(u)) return u.map(reorder) // `map` keeps holes
   if (u instanceof Map) return new Map([...u].reverse().map(([k, v]) => [reorder(k), reorder(v)]))
   if (u instanceof Set) return new Set([...u].reverse().map(reorder))
   if (u instanceof Date || typeof u !== "object" || u === null) return u
-  const out: Record<string, unknown> = {}
+  const out: Record<string, unknown> = Object.getPrototypeOf(u) === null ? Object.create(null) : {}
   for (const key of Object.keys(u).reverse()) {
     Object.defineProperty(out, key, {
       value: reorder((u as Record<string, unknown>)[key]),
@@ -91,7 +92,13 @@ describe("CacheKey", () => {
       ["Data classes with the same fields", [new Point({ x: 1, y: 2 })], [new Vector({ x: 1, y: 2 })]],
       ["Data class vs plain object", [new Point({ x: 1, y: 2 })], [{ x: 1, y: 2 }]],
       ["true vs 1", [true], [1]],
-      ["empty string vs undefined", [""], [undefined]]
+      ["empty string vs undefined", [""], [undefined]],
+      ["two lone surrogates", ["\ud800"], ["\ud801"]],
+      ["a lone surrogate vs U+FFFD", ["\ud800"], ["\ufffd"]],
+      ["a lone low surrogate vs its escape", ["\udc00"], ["\\udc00"]],
+      ["a hole vs undefined", [, 1], [undefined, 1]], // eslint-disable-line no-sparse-arrays
+      ["an array with a named property vs a plain array", [Object.assign([1], { extra: 2 })], [[1]]],
+      ["a null-prototype object vs {}", [Object.assign(Object.create(null), { a: 1 })], [{ a: 1 }]]
     ]
     for (const [name, a, b] of pairs) {
       it(name, () => {
@@ -175,6 +182,70 @@ describe("CacheKey", () => {
         assert.isTrue(Either.isLeft(result) && result.left.reason === "InvalidSegment", `${ns} / ${name}`)
       }
       assert.isTrue(Either.isLeft(CacheKey.fromId("ns", "fn", "")))
+    })
+
+    const nested = (depth: number, wrap: (inner: unknown) => unknown) => {
+      let value: unknown = 1
+      for (let i = 0; i < depth; i++) value = wrap(value)
+      return value
+    }
+    const revoked = Proxy.revocable({}, {})
+    revoked.revoke()
+    const hostile: ReadonlyArray<readonly [string, () => unknown, CacheKey.CacheKeyError["reason"], string]> = [
+      ["arrays nested 10,000 deep", () => nested(10_000, (inner) => [inner]), "TooDeep", "$"],
+      ["objects nested 5,000 deep", () => nested(5_000, (inner) => ({ a: inner })), "TooDeep", "$"],
+      ["a Map nested 2,000 deep", () => nested(2_000, (inner) => new Map([["k", inner]])), "TooDeep", "$"],
+      [
+        "a getter that throws",
+        () => [{
+          get secret(): string {
+            throw new Error("SECRET-4111")
+          }
+        }],
+        "Unkeyable",
+        "$[0]"
+      ],
+      [
+        "a Proxy whose trap throws",
+        () => [
+          new Proxy({}, {
+            ownKeys: () => {
+              throw new Error("SECRET-4111")
+            }
+          })
+        ],
+        "Unkeyable",
+        "$[0]"
+      ],
+      ["a revoked Proxy", () => [revoked.proxy], "Unkeyable", "$[0]"],
+      ["an encoding longer than the limit", () => ["x".repeat(CacheKey.limits.length + 1)], "TooLarge", "$[0]"],
+      [
+        "a PrimaryKey that throws",
+        () => [{
+          [PrimaryKey.symbol]: () => {
+            throw new Error("no")
+          }
+        }],
+        "Unkeyable",
+        "$[0]"
+      ],
+      ["an Array subclass", () => [new (class Rows extends Array<number> {})()], "Unkeyable", "$[0]"],
+      ["a Date with own properties", () => [Object.assign(new Date(0), { tz: "UTC" })], "Unkeyable", "$[0]"]
+    ]
+    for (const [name, args, reason, path] of hostile) {
+      it(`${name}: CacheKeyError ${reason}, never a thrown exception`, () => {
+        const result = CacheKey.make("ns", "fn", args())
+        assert.isTrue(Either.isLeft(result))
+        const error = (result as Either.Left<CacheKey.CacheKeyError, CacheKey.CacheKey>).left
+        assert.strictEqual(error.reason, reason)
+        assert.isTrue(error.path.startsWith(path), error.path)
+        assert.notInclude(error.message, "SECRET")
+      })
+    }
+
+    it("the argument is never part of the error", () => {
+      const result = CacheKey.make("ns", "fn", [{ card: "SECRET-4111", f: () => 1 }])
+      assert.notInclude(JSON.stringify(Either.flip(result)), "SECRET")
     })
 
     it.effect("the error is an Effect failure when yielded", () =>

@@ -1,11 +1,13 @@
 import { Error as PlatformError, KeyValueStore } from "@effect/platform"
-import { NodeContext, NodeKeyValueStore } from "@effect/platform-node"
+import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { CacheEntry, CacheStore } from "@stalewise/core"
-import { Effect, Layer, Option } from "effect"
+import { CacheEntry, CacheMetrics, CacheStore } from "@stalewise/core"
+import { Effect, Layer, Metric, Option } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
 import { suite } from "./CacheStoreSuite.js"
 
 // What a corrupted entry looks like to the store: bytes that are not an entry envelope.
@@ -15,12 +17,15 @@ const corrupt = (key: string) =>
 const memoryBacked = Layer.provideMerge(CacheStore.layerKeyValueStore, KeyValueStore.layerMemory)
 suite("KeyValueStore (memory)", memoryBacked, { serializes: true, corrupt })
 
-const directory = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-kvs-"))
-const fileBacked = Layer.provideMerge(
-  CacheStore.layerKeyValueStore,
-  NodeKeyValueStore.layerFileSystem(directory).pipe(Layer.provide(NodeContext.layer))
-)
-suite("KeyValueStore (file system)", fileBacked, { serializes: true, corrupt })
+// The file-system store: every test of the suite builds its own instance on this one directory,
+// concurrently — several instances sharing the data, as several processes would.
+const directory = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-fs-"))
+const corruptFile = (key: string) =>
+  Effect.sync(() => Fs.writeFileSync(Path.join(directory, "v", encodeURIComponent(key)), "{not json"))
+suite("file system", CacheStore.layerFileSystem({ directory }).pipe(Layer.provide(NodeContext.layer)), {
+  serializes: true,
+  corrupt: corruptFile
+})
 
 // A KeyValueStore whose backend is gone: every operation fails.
 const failingKeyValueStore = KeyValueStore.makeStringOnly({
@@ -69,4 +74,129 @@ describe("CacheStore.layerKeyValueStore", () => {
       assert.strictEqual(error.method, "get")
       assert.strictEqual((yield* Effect.flip(store.set("ns:fn:1", entry(1)))).reason, "Unavailable")
     }).pipe(Effect.provide(Layer.succeed(KeyValueStore.KeyValueStore, failingKeyValueStore))))
+})
+
+describe("several store instances on the same data", () => {
+  const entry = <A>(value: A) => CacheEntry.make({ value, createdAt: 0, staleAt: 1_000, expiresAt: 60_000 })
+
+  it.effect("KeyValueStore: deletePrefix on one instance removes what the others wrote, concurrently", () =>
+    Effect.gen(function*() {
+      const stores = yield* Effect.all(Array.from({ length: 2 }, () => CacheStore.makeKeyValueStore()))
+      yield* Effect.forEach(
+        Array.from({ length: 10 }, (_, i) => i),
+        (i) => stores[i % 2]!.set(`ns:fn:${i}`, entry(i)),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(yield* stores[0]!.deletePrefix("ns:"), 10)
+      for (const store of stores) {
+        for (let i = 0; i < 10; i++) assert.isTrue(Option.isNone(yield* store.get(`ns:fn:${i}`)), `${i}`)
+      }
+    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
+
+  it.effect("file system: two instances on one directory, 10 concurrent sets, deletePrefix leaves nothing readable", () =>
+    Effect.gen(function*() {
+      const shared = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-fs-two-"))
+      const stores = yield* Effect.all(
+        Array.from({ length: 2 }, () => CacheStore.makeFileSystem({ directory: shared }))
+      )
+      yield* Effect.forEach(
+        Array.from({ length: 10 }, (_, i) => i),
+        (i) => stores[i % 2]!.set(`ns:fn:${i}`, entry(i)),
+        { concurrency: "unbounded" }
+      )
+      yield* stores[1]!.set("other:fn:1", entry("kept"))
+      assert.strictEqual(yield* stores[0]!.deletePrefix("ns:"), 10)
+      for (const store of stores) {
+        for (let i = 0; i < 10; i++) assert.isTrue(Option.isNone(yield* store.get(`ns:fn:${i}`)), `${i}`)
+        assert.strictEqual(Option.getOrThrow(yield* store.get("other:fn:1")).value, "kept")
+      }
+    }).pipe(Effect.provide(NodeContext.layer)))
+})
+
+describe("CacheStore.layerFileSystem", () => {
+  const entry = <A>(value: A, createdAt = 0) =>
+    CacheEntry.make({ value, createdAt, staleAt: createdAt + 1_000, expiresAt: Infinity })
+
+  it.live("one writer and three readers of one key: every read is a hit, nothing is dropped as corrupt", () =>
+    Effect.gen(function*() {
+      const shared = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-fs-rw-"))
+      const writer = yield* CacheStore.makeFileSystem({ directory: shared })
+      const readers = yield* Effect.all(
+        Array.from({ length: 3 }, () => CacheStore.makeFileSystem({ directory: shared }))
+      )
+      const payload = "x".repeat(256 * 1024)
+      yield* writer.set("ns:fn:hot", entry(`0:${payload}`))
+      const decodeFailures = Metric.tagged(CacheMetrics.storeDecodeFailures, "backend", "file-system")
+      const failuresBefore = (yield* Metric.value(decodeFailures)).count
+      let done = false
+      let reads = 0
+      let misses = 0
+      const write = Effect.gen(function*() {
+        for (let i = 1; i <= 300; i++) yield* writer.set("ns:fn:hot", entry(`${i}:${payload}`, i))
+        done = true
+      })
+      const read = (store: CacheStore.CacheStore.Service) =>
+        Effect.gen(function*() {
+          while (!done) {
+            const got = yield* store.get<string>("ns:fn:hot")
+            reads++
+            if (Option.isNone(got) || !got.value.value.endsWith(payload)) misses++
+            yield* Effect.yieldNow()
+          }
+        })
+      yield* Effect.all([write, ...readers.map(read)], { concurrency: "unbounded" })
+      console.log(`file-system store, 1 writer x 300 writes, 3 readers: ${reads} reads, ${misses} missed`)
+      assert.isAtLeast(reads, 3)
+      assert.strictEqual(misses, 0)
+      assert.strictEqual((yield* Metric.value(decodeFailures)).count - failuresBefore, 0)
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.live("a corrupt or foreign file is a miss and is removed; a key too long for a file name works", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-fs-corrupt-"))
+      const store = yield* CacheStore.makeFileSystem({ directory: dir })
+      const long = `ns:fn:${"k".repeat(1_000)}`
+      yield* store.set(long, entry("long"))
+      assert.strictEqual(Option.getOrThrow(yield* store.get(long)).value, "long")
+      assert.strictEqual(yield* store.deletePrefix("ns:"), 1)
+      Fs.writeFileSync(Path.join(dir, "v", encodeURIComponent("ns:fn:1")), "{not json")
+      assert.isTrue(Option.isNone(yield* store.get("ns:fn:1")))
+      assert.isFalse(Fs.existsSync(Path.join(dir, "v", encodeURIComponent("ns:fn:1"))))
+      assert.deepStrictEqual(Fs.readdirSync(Path.join(dir, "t")), [], "no temporary file left behind")
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.live(
+    "several processes on one directory: one lease winner among 6; deletePrefix removes what every process wrote",
+    () =>
+      Effect.gen(function*() {
+        const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-fs-procs-"))
+        const fixture = fileURLToPath(new URL("./fixtures/fileSystemProcess.ts", import.meta.url))
+        const run = (mode: string, id: number, startAt: number) =>
+          Effect.promise(() =>
+            new Promise<string>((resolve, reject) =>
+              ChildProcess.execFile(
+                process.execPath,
+                ["--import", "tsx", fixture, dir, String(startAt), mode, String(id)],
+                { cwd: fileURLToPath(new URL("..", import.meta.url)) },
+                (error, stdout) => error ? reject(error) : resolve(stdout.trim())
+              )
+            )
+          )
+        // the processes start their work at the same moment, after all of them have loaded
+        const leaseStart = Date.now() + 4_000
+        const leases = yield* Effect.all(Array.from({ length: 6 }, (_, i) => run("lease", i, leaseStart)), {
+          concurrency: "unbounded"
+        })
+        assert.strictEqual(leases.filter((answer) => answer === "won").length, 1, leases.join(","))
+        const writeStart = Date.now() + 4_000
+        const writes = yield* Effect.all(Array.from({ length: 3 }, (_, i) => run("write", i, writeStart)), {
+          concurrency: "unbounded"
+        })
+        assert.deepStrictEqual(writes, ["written", "written", "written"])
+        const store = yield* CacheStore.makeFileSystem({ directory: dir })
+        assert.strictEqual(yield* store.deletePrefix("ns:"), 150)
+        assert.isTrue(Option.isNone(yield* store.get("ns:fn:2-49")))
+      }).pipe(Effect.provide(NodeContext.layer)),
+    { timeout: 60_000 }
+  )
 })

@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheMetrics, CacheStore } from "@stalewise/core"
 import { Effect, Metric, Option } from "effect"
+import * as ChildProcess from "node:child_process"
+import { fileURLToPath } from "node:url"
 import { suite } from "./CacheStoreSuite.js"
 
 suite("memory", CacheStore.layerMemoryWith({ capacity: 8 }), { serializes: false, capacity: 8 })
@@ -11,19 +13,17 @@ describe("CacheStore.layerMemory", () => {
 
   it.effect("a byte budget evicts the least recently used entries and refuses oversized ones", () =>
     Effect.gen(function*() {
+      // 4,000 bytes: a quarter for the slots, 3,000 for entries of ~820 bytes each (value, key, overhead)
       const store = yield* CacheStore.makeMemory({
         capacity: 100,
-        maxBytes: 1_000,
+        maxBytes: 4_000,
         sizeOf: (v) => (v as string).length
       })
       const evictions = Metric.tagged(CacheMetrics.storeEvictions, "backend", "memory")
       const before = (yield* Metric.value(evictions)).count
-      yield* store.set("a", entry("x".repeat(400)))
-      yield* store.set("b", entry("x".repeat(400)))
-      yield* store.set("c", entry("x".repeat(400)))
-      assert.isTrue(Option.isNone(yield* store.get("a")), "a evicted to make room for c")
-      assert.isTrue(Option.isSome(yield* store.get("b")))
-      assert.isTrue(Option.isSome(yield* store.get("c")))
+      for (const key of ["a", "b", "c", "d"]) yield* store.set(key, entry("x".repeat(600)))
+      assert.isTrue(Option.isNone(yield* store.get("a")), "a evicted to make room for d")
+      for (const key of ["b", "c", "d"]) assert.isTrue(Option.isSome(yield* store.get(key)), key)
       yield* store.set("huge", entry("x".repeat(5_000)))
       assert.isTrue(Option.isNone(yield* store.get("huge")), "larger than the whole budget: not kept")
       assert.isAtLeast((yield* Metric.value(evictions)).count - before, 2)
@@ -46,4 +46,54 @@ describe("CacheStore.layerMemory", () => {
         assert.strictEqual(error.reason, "InvalidValue")
       }
     }))
+
+  it.effect("the default size estimate walks values of any depth, Proxies and throwing getters included", () =>
+    Effect.gen(function*() {
+      const store = yield* CacheStore.makeMemory({ capacity: 100, maxBytes: 64 * 1024 * 1024 })
+      let deep: unknown = 1
+      for (let i = 0; i < 100_000; i++) deep = [deep]
+      const revoked = Proxy.revocable({}, {})
+      revoked.revoke()
+      const hostile = [deep, revoked.proxy, {
+        get boom(): number {
+          throw new Error("no")
+        }
+      }]
+      for (const [i, value] of hostile.entries()) {
+        yield* store.set(`k${i}`, entry(value))
+        assert.isTrue(Option.isSome(yield* store.get(`k${i}`)), `value ${i} kept`)
+      }
+    }))
+})
+
+// Heap figures need a process of their own with `--expose-gc` (test/fixtures/heap.ts).
+const measure = (...args: ReadonlyArray<string>): Record<string, number> => {
+  const fixture = fileURLToPath(new URL("./fixtures/heap.ts", import.meta.url))
+  const out = ChildProcess.execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", fixture, ...args], {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    encoding: "utf8"
+  })
+  return JSON.parse(out.trim().split("\n").pop()!)
+}
+
+describe("CacheStore.layerMemory: the byte budget holds on the heap", () => {
+  const MB = 1024 * 1024
+  for (
+    const [name, maxBytes, keyLength, capacity] of [
+      ["tiny values under 1 KB keys", 8 * MB, 1024, 200_000],
+      ["tiny values under short keys", 2 * MB, 16, 200_000]
+    ] as const
+  ) {
+    it(`${name}: the heap the store holds is within 1.5x of maxBytes`, { timeout: 60_000 }, () => {
+      const result = measure("budget", String(maxBytes), String(keyLength), String(capacity))
+      console.log(`memory store, ${name}: heap ${(result.ratio!).toFixed(2)}x of maxBytes, ${result.entries} entries`)
+      assert.isAtMost(result.ratio!, 1.5)
+      assert.isAtLeast(result.entries!, 1_000, "the budget is used, not refused")
+    })
+  }
+
+  it("keys derived from 300 distinct 1 MB arguments leave no digest memo behind", { timeout: 60_000 }, () => {
+    const result = measure("digests")
+    assert.isBelow(result.retainedBytes!, 16 * MB)
+  })
 })

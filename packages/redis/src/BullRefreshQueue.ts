@@ -47,6 +47,11 @@ export interface QueueOptions {
   readonly queueName?: string | undefined
   /** BullMQ's own Redis key prefix (its keys are `${prefix}:${queueName}:…`): without `:`. Default `"bull"`. */
   readonly prefix?: string | undefined
+  /**
+   * The largest refresh request, in bytes of JSON: the app does not enqueue a larger one (the
+   * queue's `overflow` fallback applies) and a worker rejects one. Default 64 KiB.
+   */
+  readonly maxPayloadBytes?: number | undefined
 }
 
 /**

@@ -267,7 +267,7 @@ export const make = Effect.fnUntraced(function*(
       // ioredis prints unhandled "error" events to the console; reconnect noise goes to the
       // Effect logger instead, and failed commands surface through `use`.
       client.on("error", (error: unknown) => {
-        Runtime.runFork(runtime)(Effect.logDebug("Redis connection error", redactCredentials(error)))
+        Runtime.runFork(runtime)(Effect.logDebug("Redis connection error", redactArguments(error)))
       })
       return client
     }),
@@ -297,7 +297,7 @@ export const make = Effect.fnUntraced(function*(
           new RedisError({
             reason: isCommandTimeout(cause) ? "Timeout" : isConnectionError(cause) ? "Connection" : "Command",
             method,
-            cause: redactCredentials(cause)
+            cause: redactArguments(cause)
           })
       })
   })
@@ -354,7 +354,7 @@ const connect = (client: Redis, timeout: Duration.Duration): Effect.Effect<void,
       return client.connect()
     },
     catch: (cause) => {
-      const error = redactCredentials(lastError ?? cause)
+      const error = redactArguments(lastError ?? cause)
       return new RedisError({
         reason: isTimeoutError(error) ? "Timeout" : "Connection",
         method: "connect",
@@ -366,7 +366,7 @@ const connect = (client: Redis, timeout: Duration.Duration): Effect.Effect<void,
     Effect.interruptible,
     Effect.timeoutFail({
       duration: timeout,
-      onTimeout: () => new RedisError({ reason: "Timeout", method: "connect", cause: redactCredentials(lastError) })
+      onTimeout: () => new RedisError({ reason: "Timeout", method: "connect", cause: redactArguments(lastError) })
     }),
     Effect.ensuring(Effect.sync(() => client.off("error", onError)))
   )
@@ -429,14 +429,15 @@ const isConnectionError = (error: unknown): boolean =>
   error instanceof Error &&
   (error.name === "MaxRetriesPerRequestError" || connectionErrorMessages.has(error.message))
 
-// ioredis attaches the failed command to a reply error: for AUTH (and HELLO … AUTH) that is the
-// password in plain text, which must not travel with the error into logs.
-const redactCredentials = (error: unknown): unknown => {
-  if (
-    Predicate.hasProperty(error, "command") && Predicate.hasProperty(error.command, "name") &&
-    typeof error.command.name === "string" && /^(auth|hello)$/i.test(error.command.name)
-  ) {
-    error.command = { name: error.command.name, args: ["<redacted>"] }
+// ioredis attaches the failed command to a reply error: its arguments are stored values, keys
+// and, for AUTH (and HELLO … AUTH), the password in plain text. None of it may travel with the
+// error into logs: only the command's name and how many arguments it had are kept.
+const redactArguments = (error: unknown): unknown => {
+  if (Predicate.hasProperty(error, "command") && Predicate.hasProperty(error.command, "name")) {
+    const args = Predicate.hasProperty(error.command, "args") && Array.isArray(error.command.args)
+      ? error.command.args.length
+      : 0
+    error.command = { name: error.command.name, args: [`<${args} arguments redacted>`] }
   }
   return error
 }

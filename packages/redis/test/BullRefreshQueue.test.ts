@@ -18,6 +18,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
@@ -79,9 +80,13 @@ const idle = (queue: Queue) =>
 const within = (effect: Effect.Effect<boolean, unknown>, seconds = 10) =>
   RedisTest.eventually(effect, { within: Duration.seconds(seconds), every: "10 millis" })
 
-const request = (job: string, key: string, args: unknown): RefreshQueue.RefreshRequest => ({
+/** The key `countingJob(job)` derives for `id` (its `key` is the id, its namespace the default). */
+const keyOf = (job: string, id: string) => `refresh:${job}:${id}`
+
+/** A request for `id` under the key the job derives for it (a worker rejects any other key). */
+const request = (job: string, id: string, args: unknown): RefreshQueue.RefreshRequest => ({
   job,
-  key,
+  key: keyOf(job, id),
   args,
   requestedAt: Date.now()
 })
@@ -135,14 +140,14 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
         fetch: (_: Date) => Effect.succeed("fetched by the app"),
         lifetime: "50 millis"
       }).pipe(Effect.provide(app))
-      // The worker's job computes keys differently: had the worker recomputed the key from the
-      // decoded arguments, the value would land under "v2-…", not where the app reads it.
+      // The worker's job is the same job: it accepts the request because the key is the one it
+      // derives from the decoded arguments, and writes there, where the app reads.
       const fetched: Array<unknown> = []
-      const workerJob = yield* Job.make({
+      yield* Job.make({
         name,
         argsSchema: Schema.Tuple(Schema.Date),
         schema: Schema.String,
-        key: (d: Date) => `v2-${d.toISOString().slice(0, 10)}`,
+        key: (d: Date) => `v1-${d.toISOString().slice(0, 10)}`,
         fetch: (d: Date) =>
           Effect.sync(() => {
             fetched.push(d)
@@ -163,7 +168,6 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       assert.strictEqual(entry.value, "2024-05-01T00:00:00.000Z fetched by the worker")
       assert.strictEqual(fetched.length, 1)
       assert.instanceOf(fetched[0], Date, "the worker's fetch got a Date, decoded with the job's argsSchema")
-      assert.isTrue(Option.isNone(yield* workerJob.peek(day)), "nothing under the worker's own key")
       assert.strictEqual(yield* refreshes(name, "succeeded"), 1)
       // The worker released the lease the app took for the refresh.
       const store = Context.get(app, CacheStore.CacheStore)
@@ -182,10 +186,11 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       const gate = yield* Deferred.make<void>()
       const job = countingJob(name, { gate: Deferred.await(gate) })
       yield* Effect.provide(job.make, worker)
-      const key = "item:1" // ":" in keys is escaped in BullMQ ids
+      const id = "1"
+      const key = keyOf(name, id) // ":" in keys is escaped in BullMQ ids
 
       // 100 concurrent offers for one key, nobody working yet: one BullMQ job.
-      const first = yield* Effect.all(Array.from({ length: 100 }, () => offer(request(name, key, ["1"]))), {
+      const first = yield* Effect.all(Array.from({ length: 100 }, () => offer(request(name, id, [id]))), {
         concurrency: "unbounded"
       }).pipe(Effect.provide(app))
       assert.deepStrictEqual(tally(first), { enqueued: 1, duplicate: 99 })
@@ -194,7 +199,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       // While it runs, more offers are duplicates too.
       yield* startWorker(worker, { queueName })
       yield* within(Effect.sync(() => job.calls.length === 1))
-      const running = yield* Effect.all(Array.from({ length: 10 }, () => offer(request(name, key, ["1"]))), {
+      const running = yield* Effect.all(Array.from({ length: 10 }, () => offer(request(name, id, [id]))), {
         concurrency: "unbounded"
       }).pipe(Effect.provide(app))
       assert.deepStrictEqual(tally(running), { duplicate: 10 })
@@ -202,12 +207,12 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
 
       yield* Deferred.succeed(gate, undefined)
       const store = Context.get(app, CacheStore.CacheStore)
-      yield* within(Effect.map(store.get(key), Option.isSome))
+      yield* within(Effect.map(store.get(key, Schema.String), Option.isSome))
       yield* within(idle(bull)) // completed jobs are removed
       assert.strictEqual(job.calls.length, 1, "one fetch for 110 offers")
 
       // Completed: the next offer is a new job, and a new fetch.
-      assert.strictEqual(yield* Effect.provide(offer(request(name, key, ["1"])), app), "enqueued")
+      assert.strictEqual(yield* Effect.provide(offer(request(name, id, [id])), app), "enqueued")
       yield* within(Effect.sync(() => job.calls.length === 2))
       yield* within(
         Effect.map(store.get<string, string>(key, Schema.String), (e) => Option.isSome(e) && e.value.value === "1 v2")
@@ -241,9 +246,9 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
 
       assert.strictEqual(yield* Effect.provide(offer(request(name, "flaky-1", ["flaky-1"])), app), "enqueued")
       const store = Context.get(app, CacheStore.CacheStore)
-      yield* within(Effect.map(store.get("flaky-1"), Option.isSome))
+      yield* within(Effect.map(store.get(keyOf(name, "flaky-1"), Schema.String), Option.isSome))
       assert.strictEqual(
-        Option.getOrThrow(yield* store.get<string, string>("flaky-1", Schema.String)).value,
+        Option.getOrThrow(yield* store.get<string, string>(keyOf(name, "flaky-1"), Schema.String)).value,
         "flaky-1 on attempt 3"
       )
       assert.strictEqual(attempts.length, 3)
@@ -270,6 +275,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       yield* Effect.provide(job.make, worker)
       yield* startWorker(worker, { queueName })
 
+      const unknownBefore = yield* refreshes("<unknown>", "rejected")
       // The app knows neither job: requests for jobs it does not know are sent as they are.
       assert.strictEqual(yield* Effect.provide(offer(request(nobody, "k1", ["x"])), app), "enqueued")
       assert.strictEqual(yield* Effect.provide(offer(request(name, "k2", [42])), app), "enqueued")
@@ -281,8 +287,9 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       assert.strictEqual(byName[name]?.attemptsMade, 1)
       assert.match(byName[name]?.failedReason ?? "", /do not decode/)
       assert.strictEqual(job.calls.length, 0)
-      assert.strictEqual(yield* refreshes(nobody, "dropped"), 1)
-      assert.strictEqual(yield* refreshes(name, "dropped"), 1)
+      // rejected, counted under the job's name, or `<unknown>` for a name nobody registered
+      assert.strictEqual((yield* refreshes("<unknown>", "rejected")) - unknownBefore, 1)
+      assert.strictEqual(yield* refreshes(name, "rejected"), 1)
       // Nothing left to retry.
       yield* Effect.sleep("300 millis")
       const after = yield* counts(bull)
@@ -327,10 +334,10 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       const store = Context.get(app, CacheStore.CacheStore)
       // The refresh that finished within the shutdown timeout landed; the other was interrupted.
       assert.strictEqual(
-        Option.getOrThrow(yield* store.get<string, string>("slow", Schema.String)).value,
+        Option.getOrThrow(yield* store.get<string, string>(keyOf(name, "slow"), Schema.String)).value,
         "slow by the first worker"
       )
-      assert.isTrue(Option.isNone(yield* store.get("stuck")))
+      assert.isTrue(Option.isNone(yield* store.get(keyOf(name, "stuck"), Schema.String)))
       assert.isAtLeast(closing, 550)
       assert.isBelow(closing, 3_000)
       const left = yield* counts(bull)
@@ -341,7 +348,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       const job = countingJob(name)
       yield* Effect.provide(job.make, second)
       yield* startWorker(second, { queueName })
-      yield* within(Effect.map(store.get("stuck"), Option.isSome))
+      yield* within(Effect.map(store.get(keyOf(name, "stuck"), Schema.String), Option.isSome))
       assert.deepStrictEqual(job.calls.map((call) => call.id), ["stuck"])
       log(`BullMQ worker shutdown: closed in ${closing.toFixed(0)} ms (shutdownTimeout 600 ms, one refresh stuck)`)
     }))
@@ -416,7 +423,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       yield* startWorker(worker, { queueName })
       const store = Context.get(app, CacheStore.CacheStore)
       assert.strictEqual(yield* Effect.provide(offer(request(name, "before", ["before"])), app), "enqueued")
-      yield* within(Effect.map(store.get("before"), Option.isSome))
+      yield* within(Effect.map(store.get(keyOf(name, "before"), Schema.String), Option.isSome))
 
       yield* server.stop
       yield* Effect.sleep("500 millis")
@@ -424,7 +431,7 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
       const restarted = performance.now()
       yield* within(Effect.map(Effect.either(store.get("ready?")), (result) => result._tag === "Right"))
       assert.strictEqual(yield* Effect.provide(offer(request(name, "after", ["after"])), app), "enqueued")
-      yield* within(Effect.map(store.get("after"), Option.isSome), 20)
+      yield* within(Effect.map(store.get(keyOf(name, "after"), Schema.String), Option.isSome), 20)
       assert.deepStrictEqual(job.calls.map((call) => call.id), ["before", "after"])
       log(
         `BullMQ worker after a Redis restart: refresh landed ${
@@ -476,4 +483,76 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
           `${hungMillis.toFixed(0)} ms (commandTimeout 300 ms)`
       )
     }))
+})
+
+describe.skipIf(!RedisTest.available)("BullRefreshQueue: a refresh request writes only what its job owns", () => {
+  RedisTest.assertNoUnhandledRejections()
+
+  it.scopedLive("forged jobs added to the queue's Redis are rejected: unrecoverable, counted, logged without payload", () => {
+    const lines: Array<string> = []
+    const capture = Logger.make(({ annotations, message }) => {
+      lines.push([String(message), ...[...annotations].map(([k, v]) => `${k}=${String(v)}`)].join(" "))
+    })
+    return Effect.gen(function*() {
+      const queueName = unique("forged")
+      const keyPrefix = RedisTest.makePrefix()
+      const price = unique("price")
+      const profile = unique("profile")
+      const bull = yield* inspect(queueName)
+      const worker = yield* startProcess({ queueName, keyPrefix, maxPayloadBytes: 2_048 })
+      const prices = countingJob(price)
+      yield* Effect.provide(prices.make, worker)
+      const profiles = yield* Effect.provide(
+        Job.make({
+          name: profile,
+          argsSchema: Schema.Tuple(Schema.Number),
+          schema: Schema.String,
+          fetch: (id: number) => Effect.succeed(`profile ${id}`),
+          lifetime: "1 minute"
+        }),
+        worker
+      )
+      yield* Effect.provide(profiles.set([1], "the real profile"), worker)
+      const profileKey = yield* profiles.key(1)
+      yield* startWorker(worker, { queueName, maxPayloadBytes: 2_048 }).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture))
+      )
+      const rejectedBefore = yield* refreshes(price, "rejected")
+      const unknownBefore = yield* refreshes("<unknown>", "rejected")
+      const forged = (name: string, data: Record<string, unknown>) =>
+        Effect.promise(() => bull.add(name, { requestedAt: Date.now(), ...data }))
+
+      // another job's key, a key no job owns, a key of the job for other arguments
+      yield* forged(price, { job: price, key: profileKey, args: ["ATTACKER"] })
+      yield* forged(price, { job: price, key: "admin:flags:enabled", args: ["ATTACKER"] })
+      yield* forged(price, { job: price, key: keyOf(price, "A-1"), args: ["ATTACKER"] })
+      // the BullMQ job name and data.job disagree; a payload past maxPayloadBytes; a made-up job
+      yield* forged(price, { job: profile, key: profileKey, args: [1] })
+      yield* forged(price, { job: price, key: keyOf(price, "big"), args: ["ATTACKER".repeat(1_000)] })
+      yield* forged("ATTACKER-job", { job: "ATTACKER-job", key: "admin:flags:enabled", args: [] })
+      // and one honest request, which runs
+      yield* forged(price, { job: price, key: keyOf(price, "A-1"), args: ["A-1"] })
+
+      yield* within(Effect.map(counts(bull), (c) => c.failed === 6 && c.waiting + c.active === 0))
+      const failed = yield* Effect.promise(() => bull.getFailed())
+      assert.isTrue(failed.every((job) => job.attemptsMade === 1), "never retried")
+      assert.isFalse(failed.some((job) => (job.failedReason ?? "").includes("ATTACKER")))
+      assert.deepStrictEqual(prices.calls.map((call) => call.id), ["A-1"])
+
+      const store = Context.get(worker, CacheStore.CacheStore)
+      assert.strictEqual(Option.getOrThrow(yield* profiles.peek(1)).value, "the real profile")
+      assert.isTrue(Option.isNone(yield* store.get("admin:flags:enabled")))
+      assert.isTrue(Option.isNone(yield* store.get(keyOf(price, "big"))))
+      assert.strictEqual(
+        Option.getOrThrow(yield* store.get<string, string>(keyOf(price, "A-1"), Schema.String)).value,
+        "A-1 v1"
+      )
+
+      assert.strictEqual((yield* refreshes(price, "rejected")) - rejectedBefore, 5)
+      assert.strictEqual((yield* refreshes("<unknown>", "rejected")) - unknownBefore, 1)
+      assert.isTrue(lines.some((line) => line.includes("refresh request rejected")))
+      assert.isFalse(lines.some((line) => line.includes("ATTACKER")), "no payload in any log line")
+      assert.isFalse(lines.some((line) => line.includes(profileKey) || line.includes("admin:flags")))
+    })
+  })
 })

@@ -74,7 +74,9 @@ export interface BaseOptions<Args extends ReadonlyArray<any>, A> extends Refresh
   /**
    * The arguments' schema: with it, refresh requests carry Schema-encoded arguments and can cross
    * a process boundary (a distributed `RefreshQueue`); without it they carry the live values.
-   * The refresh still writes under the key the caller computed, whatever the encoding loses.
+   * A request that left the process runs only if its key is exactly the key this job derives
+   * from the decoded arguments (a forged or mismatched request is rejected), so the schema must
+   * keep what the key is derived from; in-process requests run under the key the caller computed.
    */
   readonly argsSchema?: Schema.Schema<Readonly<NoInfer<Args>>, any> | undefined
 }

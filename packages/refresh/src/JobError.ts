@@ -11,6 +11,9 @@ import * as Schema from "effect/Schema"
  * A job or refresh queue failed. `Timeout`: the fetch took longer than the job's `timeout`.
  * `UnknownJob`: a refresh request names a job that is not in the `JobRegistry`. `InvalidArgs`:
  * a refresh request's arguments could not be encoded or decoded with the job's `argsSchema`.
+ * `Rejected`: a refresh request the job does not own — its key is not the one the job derives
+ * from its arguments, or (from a queue) its envelope is malformed or too large. A rejected
+ * request never runs, and its key and arguments are not part of the error.
  *
  * @example
  * ```ts
@@ -36,7 +39,7 @@ import * as Schema from "effect/Schema"
  * @category errors
  */
 export class JobError extends Schema.TaggedError<JobError>("@stalewise/refresh/JobError")("JobError", {
-  reason: Schema.Literal("Timeout", "UnknownJob", "InvalidArgs"),
+  reason: Schema.Literal("Timeout", "UnknownJob", "InvalidArgs", "Rejected"),
   /** The job's name. */
   job: Schema.String,
   /** The cache key concerned, when there is one. */

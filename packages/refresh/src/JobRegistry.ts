@@ -1,8 +1,9 @@
 /**
  * `JobRegistry`: jobs by name. A refresh request names its job rather than carrying code, so
- * whoever runs the request — a fiber in this process or, later, a worker in another one — finds
- * the job here (never by import path, as cacheback's workers did) and runs it under the key the
- * caller computed.
+ * whoever runs the request — a fiber in this process or a worker in another one — finds the job
+ * here (never by import path, as cacheback's workers did). A job runs a request only for a key it
+ * owns: one it derives from the request's decoded arguments (a request from another process is
+ * untrusted input), or one its own caller computed in this process.
  *
  * @since 0.1.0
  */
@@ -41,9 +42,12 @@ export interface Entry {
    */
   readonly serializable: boolean
   /**
-   * Runs a refresh request: decodes its arguments, fetches, stores under `request.key` and
-   * releases `request.lease`. Refresh failures are handled (logged, counted, backed off) and
-   * reported as `"failed"`; only a request that cannot run fails (`InvalidArgs`).
+   * Runs a refresh request: decodes its arguments, checks that the job owns `request.key` (the
+   * key it derives from the decoded arguments, unless the job issued the request in this
+   * process), fetches, stores under `request.key` and releases `request.lease` (only the lease
+   * of that key). Refresh failures are handled (logged, counted, backed off) and reported as
+   * `"failed"`; only a request that cannot run fails: `InvalidArgs`, or `Rejected` for a key the
+   * job does not own.
    */
   readonly run: (request: RefreshRequest) => Effect.Effect<RefreshResult, JobError>
 }

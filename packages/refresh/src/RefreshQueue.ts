@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { PolicyError } from "@stalewise/core"
+import { Diagnostics, PolicyError } from "@stalewise/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
@@ -188,16 +188,49 @@ const positiveInteger = (option: string, n: number): Effect.Effect<number, Polic
   PolicyError.positiveInteger(option, n)
 
 /** Counts and logs a request that will not run. */
+// Every drop is counted; the warnings are rate-limited per job (a queue that is down drops
+// every request: one line per interval says so, with how many).
+const dropWarnings = Diagnostics.makeWarnings()
+
 const drop = (request: RefreshRequest, why: string): Effect.Effect<void> =>
   Effect.suspend(() => {
     internalMetrics.countRefresh(request.job, "dropped")
-    return Effect.logWarning(`stalewise: refresh dropped (${why})`).pipe(
-      Effect.annotateLogs({ job: request.job, key: request.key })
-    )
+    return dropWarnings.warn(`refresh-dropped/${request.job}`, `stalewise: refresh dropped (${why})`, {
+      job: request.job,
+      key: request.key
+    })
   })
 
 const rejected = (request: RefreshRequest, overflow: Overflow, why: string): Effect.Effect<Offered> =>
   overflow === "skip" ? Effect.as(drop(request, why), "dropped" as const) : Effect.succeed("run-synchronously" as const)
+
+const rejectWarnings = Diagnostics.makeWarnings()
+
+/**
+ * Counts and logs a refresh request that must never run (a forged key, a job name that does not
+ * match, a payload too large or malformed): `CacheMetrics.refreshes{result=rejected}` under the
+ * job's name when the registry knows it (`<unknown>` otherwise, so that made-up names cannot
+ * multiply metric series), and one rate-limited warning naming the job and `why`. The request's
+ * key and arguments are never logged. For queues whose requests come from outside the process.
+ *
+ * @example
+ * ```ts
+ * import { RefreshQueue } from "@stalewise/refresh"
+ *
+ * const onForgedRequest = RefreshQueue.reject("price", "its key is not one the job derives")
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const reject = (job: string | undefined, why: string): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const label = job ?? "<unknown>"
+    internalMetrics.countRefresh(label, "rejected")
+    return rejectWarnings.warn(`refresh-rejected/${label}/${why}`, `stalewise: refresh request rejected (${why})`, {
+      job: label
+    })
+  })
 
 /**
  * The answer of a queue that cannot take a request (full, shutting down, its backend

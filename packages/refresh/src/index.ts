@@ -25,9 +25,10 @@ export * as JobError from "./JobError.js"
 
 /**
  * `JobRegistry`: jobs by name. A refresh request names its job rather than carrying code, so
- * whoever runs the request — a fiber in this process or, later, a worker in another one — finds
- * the job here (never by import path, as cacheback's workers did) and runs it under the key the
- * caller computed.
+ * whoever runs the request — a fiber in this process or a worker in another one — finds the job
+ * here (never by import path, as cacheback's workers did). A job runs a request only for a key it
+ * owns: one it derives from the request's decoded arguments (a request from another process is
+ * untrusted input), or one its own caller computed in this process.
  *
  * @since 0.1.0
  */

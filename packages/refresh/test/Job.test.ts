@@ -631,6 +631,96 @@ describe("Job: failures", () => {
       })
     )
   })
+
+  it.effect("hostile arguments and throwing key functions are CacheKeyErrors inside the Effect, on every method", () => {
+    let calls = 0
+    let deep: unknown = 1
+    for (let i = 0; i < 20_000; i++) deep = [deep]
+    const revoked = Proxy.revocable({}, {})
+    revoked.revoke()
+    return withEnv(
+      FibersEnv,
+      Effect.gen(function*() {
+        const job = yield* Job.make({ name: unique(), fetch: (_: unknown) => Effect.sync(() => ++calls) })
+        const keyed = yield* Job.make({
+          name: unique(),
+          fetch: (_: number) => Effect.sync(() => ++calls),
+          key: (): string => {
+            throw new Error("SECRET")
+          }
+        })
+        const prepared = yield* Job.make({
+          name: unique(),
+          fetch: (_: number) => Effect.sync(() => ++calls),
+          prepareArgs: () => {
+            throw new Error("SECRET")
+          }
+        })
+        for (
+          const argument of [deep, revoked.proxy, {
+            get id(): number {
+              throw new Error("SECRET")
+            }
+          }]
+        ) {
+          const calls = [
+            () => job.get(argument),
+            () => job.getWithOutcome(argument),
+            () => job.key(argument),
+            () => job.invalidate(argument),
+            () => job.delete(argument),
+            () => job.peek(argument),
+            () => job.set([argument], 1),
+            () => job.refresh(argument),
+            () => job.refreshInBackground(argument)
+          ]
+          for (const call of calls) {
+            const error = yield* Effect.flip(call() as Effect.Effect<unknown, { readonly _tag: string }>)
+            assert.strictEqual(error._tag, "CacheKeyError")
+          }
+        }
+        for (const other of [keyed, prepared]) {
+          const error = yield* Effect.flip(other.get(1))
+          assert.strictEqual(error._tag, "CacheKeyError")
+          assert.notInclude(error.message, "SECRET")
+        }
+        assert.strictEqual(calls, 0)
+      })
+    )
+  })
+})
+
+describe("Job: refresh requests it does not own", () => {
+  it.effect("a request runs only under the key the job derives from its arguments, and releases only that key's lease", () => {
+    const upstream = makeUpstream()
+    return withEnv(
+      FibersEnv,
+      Effect.gen(function*() {
+        const name = unique()
+        const job = yield* Job.make({ name, fetch: upstream.fetch, argsSchema: Schema.Tuple(Schema.String) })
+        const other = yield* Job.make({ name: unique(), fetch: upstream.fetch })
+        yield* other.set(["x"], "keep")
+        const victim = yield* other.key("x")
+        const run = (key: string, args: unknown) =>
+          Effect.flip(JobRegistry.run({ job: name, key, args, requestedAt: 0 }))
+        for (
+          const [key, args] of [[victim, ["x"]], ["admin:flags:enabled", ["x"]], [yield* job.key("y"), ["x"]]] as const
+        ) {
+          const error = yield* run(key, args)
+          assert.deepStrictEqual([error._tag, error.reason], ["JobError", "Rejected"])
+          assert.notInclude(error.message, key)
+        }
+        assert.strictEqual(upstream.state.calls, 0)
+        assert.strictEqual(Option.getOrThrow(yield* other.peek("x")).value, "keep")
+        // the honest request runs and writes where the job reads
+        assert.strictEqual(
+          yield* JobRegistry.run({ job: name, key: yield* job.key("y"), args: ["y"], requestedAt: 0 }),
+          "succeeded"
+        )
+        assert.strictEqual(Option.getOrThrow(yield* job.peek("y")).value, "y#1")
+      })
+    )
+  })
 })
 
 describe("Job: misses without fetching", () => {

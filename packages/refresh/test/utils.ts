@@ -102,7 +102,10 @@ export const eventually = <E = never, R = never>(
 export const settle: Effect.Effect<void> = Effect.repeatN(Effect.yieldNow(), 200)
 
 /** `CacheMetrics.refreshes{result, job}`. */
-export const refreshes = (job: string, result: "started" | "succeeded" | "failed" | "skipped" | "dropped") =>
+export const refreshes = (
+  job: string,
+  result: "started" | "succeeded" | "failed" | "skipped" | "dropped" | "rejected"
+) =>
   Effect.map(
     Metric.value(
       Metric.taggedWithLabels(CacheMetrics.refreshes, [

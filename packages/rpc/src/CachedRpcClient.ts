@@ -141,15 +141,21 @@ export const make = <Rpcs extends Rpc.Any>(
         },
         options.onOutcome
       )
-      target[method] = (payload: unknown, callOptions?: unknown) => {
-        if (userKey !== undefined) return cached(payload, userKey(payload), callOptions)
-        const encoded = encodePayload(payload)
-        const canonical = Either.isRight(encoded) ? CacheKey.encode(encoded.right) : Either.left(undefined)
-        // a payload that does not encode cannot be sent either: let the client report it
-        return Either.isRight(canonical)
-          ? cached(payload, CacheKey.digest(canonical.right), callOptions)
-          : call(payload, callOptions)
-      }
+      // the key is derived when the call runs; a `key` that throws is a CacheKeyError, which
+      // `wrap` turns into an uncached call
+      target[method] = (payload: unknown, callOptions?: unknown) =>
+        Effect.suspend(() => {
+          if (userKey !== undefined) {
+            const id = CacheKey.attempt(() => userKey(payload))
+            return cached(payload, Either.isRight(id) ? id.right : undefined, callOptions)
+          }
+          const encoded = encodePayload(payload)
+          const canonical = Either.isRight(encoded) ? CacheKey.encode(encoded.right) : Either.left(undefined)
+          // a payload that does not encode cannot be sent either: let the client report it
+          return Either.isRight(canonical)
+            ? cached(payload, CacheKey.digest(canonical.right), callOptions)
+            : call(payload, callOptions)
+        })
     }
     return client
   })

@@ -110,6 +110,26 @@ describe("CachedService", () => {
         assert.strictEqual((yield* Ref.get(backend.calls)).notify, 2)
       })))
 
+  it.effect("arguments that throw when read or nest past the stack bypass the cache, never die", () =>
+    withCachedUsers(spec, (backend) =>
+      Effect.gen(function*() {
+        const users = yield* Users
+        const revoked = Proxy.revocable({}, {})
+        revoked.revoke()
+        let deep: unknown = 1
+        for (let i = 0; i < 20_000; i++) deep = [deep]
+        const hostile = [revoked.proxy, deep, {
+          get id(): number {
+            throw new Error("SECRET")
+          }
+        }]
+        for (const argument of hostile) {
+          // notify is cached cache-first: the call bypasses the cache and reaches the method
+          assert.strictEqual(yield* users.notify(argument as never), "sent")
+        }
+        assert.strictEqual((yield* Ref.get(backend.calls)).notify, hostile.length)
+      })))
+
   it.effect("onOutcome reports every cached call's outcome", () =>
     Effect.gen(function*() {
       const backend = yield* makeBackend

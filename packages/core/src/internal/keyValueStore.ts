@@ -7,6 +7,7 @@ import * as Schema from "effect/Schema"
 import type { CacheEntry } from "../CacheEntry.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import * as CacheStore from "../CacheStore.js"
+import * as Diagnostics from "../Diagnostics.js"
 import * as EntryCodec from "../EntryCodec.js"
 import { leaseMillis, makeToken } from "./lease.js"
 
@@ -14,6 +15,28 @@ const backend = "key-value-store"
 
 const IndexSchema = Schema.parseJson(Schema.Array(Schema.String))
 const LeaseSchema = Schema.parseJson(Schema.Struct({ token: Schema.String, expiresAt: Schema.Number }))
+
+interface SharedState {
+  readonly lock: Effect.Semaphore
+  /** Keys known to be in the index, so a set of a known key skips the index. */
+  readonly indexed: Set<string>
+}
+
+const shared = new WeakMap<KeyValueStore.KeyValueStore, Map<string, SharedState>>()
+
+const sharedState = (kv: KeyValueStore.KeyValueStore, prefix: string): SharedState => {
+  let byPrefix = shared.get(kv)
+  if (byPrefix === undefined) {
+    byPrefix = new Map()
+    shared.set(kv, byPrefix)
+  }
+  let state = byPrefix.get(prefix)
+  if (state === undefined) {
+    state = { lock: Effect.unsafeMakeSemaphore(1), indexed: new Set() }
+    byPrefix.set(prefix, state)
+  }
+  return state
+}
 
 /** @internal */
 export const make = (
@@ -23,13 +46,14 @@ export const make = (
     const kv = yield* KeyValueStore.KeyValueStore
     const prefix = options.prefix ?? "stalewise/"
     const counters = CacheMetrics.makeStoreCounters(backend)
+    const warnings = Diagnostics.makeWarnings()
     const valueKey = (key: string) => `${prefix}v/${key}`
     const leaseKey = (key: string) => `${prefix}l/${key}`
     const indexKey = `${prefix}i`
-    // Index updates and leases read-modify-write the store: one at a time in this process.
-    const lock = yield* Effect.makeSemaphore(1)
-    // Keys this process knows to be in the index, so a set of a known key skips the index.
-    const indexed = new Set<string>()
+    // Index updates and leases read-modify-write the store: one at a time in this process, for
+    // every store instance over this KeyValueStore and prefix (they share the lock and the set of
+    // keys known to be in the index, so that one instance's deletePrefix is seen by the others).
+    const { indexed, lock } = sharedState(kv, prefix)
 
     const unavailable = (method: string) => (cause: unknown) =>
       new CacheStore.CacheStoreError({ reason: "Unavailable", backend, method, cause })
@@ -97,9 +121,10 @@ export const make = (
           if (Option.isNone(entry)) {
             counters.decodeFailure()
             counters.miss()
-            yield* Effect.logWarning("stalewise: dropped a stored entry that failed to decode").pipe(
-              Effect.annotateLogs({ backend, key })
-            )
+            yield* warnings.warn("undecodable", "stalewise: dropped a stored entry that failed to decode", {
+              backend,
+              key
+            })
             yield* remove(key, "get")
             return entry
           }

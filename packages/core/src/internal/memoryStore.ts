@@ -22,12 +22,28 @@ export const make = (
     // The store's time source is the Clock present when it is built (TestClock in tests).
     const clock = yield* Effect.clock
     const counters = CacheMetrics.makeStoreCounters(backend)
+    // a user `sizeOf` that throws or answers nonsense falls back to the estimate
+    const valueBytes = (value: unknown): number => {
+      let size: number
+      try {
+        size = sizeOf(value)
+      } catch {
+        size = NaN
+      }
+      return Number.isFinite(size) && size >= 0 ? Math.max(1, Math.ceil(size)) : estimateSize(value)
+    }
 
+    // lru-cache allocates its slots for `capacity` entries up front: with a byte budget they are
+    // part of it, and capacity is lowered so that they take at most a quarter of it.
+    const slots = maxBytes === undefined
+      ? capacity
+      : Math.max(1, Math.min(capacity, Math.floor(maxBytes / 4 / slotBytes)))
     const entries = new LRUCache<string, CacheEntry<unknown>>({
-      max: capacity,
+      max: slots,
       ...(maxBytes === undefined ? {} : {
-        maxSize: maxBytes,
-        sizeCalculation: (entry) => Math.max(1, Math.ceil(sizeOf(entry.value)))
+        maxSize: Math.max(1, maxBytes - slots * slotBytes),
+        // the budget holds what the heap holds: the value, the key and the entry's own cost
+        sizeCalculation: (entry, key) => valueBytes(entry.value) + stringBytes(key) + entryOverheadBytes
       }),
       dispose: (_entry, _key, reason) => {
         if (reason === "evict") counters.eviction()
@@ -108,43 +124,92 @@ export const make = (
   })
 
 /**
+ * What one entry costs besides its value and key, measured on Node 20: the `CacheEntry` object
+ * and its timestamps, and lru-cache's slots for it (key and value lists, links, size, index).
+ *
+ * @internal
+ */
+export const entryOverheadBytes = 200
+
+/**
+ * What lru-cache allocates up front per entry of capacity (key and value lists, links, sizes,
+ * free list), measured on Node 20.
+ *
+ * @internal
+ */
+export const slotBytes = 40
+
+// V8 keeps a string with only Latin-1 characters in one byte per character, others in two.
+// eslint-disable-next-line no-control-regex
+const wide = /[^\u0000-\u00ff]/
+
+const stringBytes = (s: string): number => 16 + (wide.test(s) ? s.length * 2 : s.length)
+
+/**
  * A rough estimate of a live value's size in bytes, for the memory store's byte budget: what
- * matters is that big values weigh more than small ones, not exactness.
+ * matters is that big values weigh more than small ones, not exactness. Iterative (any depth),
+ * each object counted once, and total: a getter or Proxy that throws counts as a reference.
  *
  * @internal
  */
 export const estimateSize = (value: unknown): number => {
   const seen = new Set<object>()
-  const visit = (u: unknown): number => {
+  const pending: Array<unknown> = [value]
+  let size = 0
+  while (pending.length > 0) {
+    const u = pending.pop()
     switch (typeof u) {
       case "string":
-        return 16 + u.length * 2
+        size += stringBytes(u)
+        break
       case "number":
       case "bigint":
-        return 8
+        size += 8
+        break
       case "boolean":
       case "undefined":
-        return 4
+        size += 4
+        break
       case "object": {
-        if (u === null) return 4
-        if (seen.has(u)) return 8
+        if (u === null) {
+          size += 4
+          break
+        }
+        if (seen.has(u)) {
+          size += 8
+          break
+        }
         seen.add(u)
-        if (ArrayBuffer.isView(u)) return 32 + u.byteLength
-        if (u instanceof Date) return 32
-        let size = 32
-        const entries = u instanceof Map
-          ? [...u.entries()].flat()
-          : u instanceof Set
-          ? [...u]
-          : Array.isArray(u)
-          ? u
-          : Object.entries(u).flat()
-        for (const item of entries) size += 8 + visit(item)
-        return size
+        try {
+          if (ArrayBuffer.isView(u)) {
+            size += 32 + u.byteLength
+            break
+          }
+          if (u instanceof Date) {
+            size += 32
+            break
+          }
+          size += 32
+          if (u instanceof Map) {
+            for (const [k, v] of u) pending.push(k, v)
+            size += 16 * u.size
+          } else if (u instanceof Set) {
+            for (const member of u) pending.push(member)
+            size += 8 * u.size
+          } else if (Array.isArray(u)) {
+            for (let i = 0; i < u.length; i++) pending.push(u[i])
+            size += 8 * u.length
+          } else {
+            for (const key of Object.keys(u)) pending.push(key, (u as Record<string, unknown>)[key])
+          }
+        } catch {
+          size += 8
+        }
+        break
       }
       default:
-        return 8
+        size += 8
     }
   }
-  return visit(value)
+  return size
 }

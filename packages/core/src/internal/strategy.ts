@@ -13,7 +13,9 @@ import { PolicyError } from "../PolicyError.js"
 /**
  * How a strategy derives the key of a call: a user `key` function (its result is the id), or
  * the canonical encoding of the arguments. The namespace and name are checked once, here: an
- * invalid one is a `PolicyError` when the strategy is built.
+ * invalid one is a `PolicyError` when the strategy is built. The key of a call is derived when
+ * its Effect runs, never when it is created, and derivation is total: an argument that cannot
+ * be keyed, or a `key` function that throws, is a `CacheKeyError`.
  *
  * @internal
  */
@@ -21,13 +23,18 @@ export const keyDeriver = <Args extends ReadonlyArray<unknown>>(
   namespace: string,
   name: string,
   key: ((...args: Args) => string) | undefined
-): Either.Either<(args: Args) => Either.Either<string, CacheKey.CacheKeyError>, PolicyError> => {
+): Either.Either<(args: Args) => Effect.Effect<string, CacheKey.CacheKeyError>, PolicyError> => {
   const invalid = (error: CacheKey.CacheKeyError) =>
     new PolicyError({ reason: "InvalidValue", option: error.path, detail: error.message })
-  if (key === undefined) return Either.mapLeft(CacheKey.deriver(namespace, name), invalid)
+  if (key === undefined) {
+    return Either.map(
+      Either.mapLeft(CacheKey.deriver(namespace, name), invalid),
+      (fromArgs) => (args: Args) => Effect.suspend(() => fromArgs(args))
+    )
+  }
   return Either.map(
     Either.mapLeft(CacheKey.idDeriver(namespace, name), invalid),
-    (fromId) => (args: Args) => fromId(key(...args))
+    (fromId) => (args: Args) => Effect.suspend(() => Either.flatMap(CacheKey.attempt(() => key(...args)), fromId))
   )
 }
 

@@ -1,4 +1,5 @@
 /** @internal */
+import * as Diagnostics from "@stalewise/core/Diagnostics"
 import * as PolicyError from "@stalewise/core/PolicyError"
 import * as TimePolicy from "@stalewise/core/TimePolicy"
 import { JobError } from "@stalewise/refresh/JobError"
@@ -10,6 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -47,7 +49,8 @@ const segment = (option: string, value: string): Either.Either<string, PolicyErr
 const resolveQueue = Effect.fnUntraced(function*(options: BullRefreshQueue.QueueOptions) {
   const queueName = yield* segment("queueName", options.queueName ?? defaultQueueName)
   const prefix = yield* segment("prefix", options.prefix ?? "bull")
-  return { queueName, prefix }
+  const maxPayloadBytes = yield* PolicyError.positiveInteger("maxPayloadBytes", options.maxPayloadBytes ?? 64 * 1024)
+  return { queueName, prefix, maxPayloadBytes }
 })
 
 const millis = (option: string, input: Duration.DurationInput) =>
@@ -84,7 +87,7 @@ export const make = Effect.fnUntraced(function*(
   PolicyError.PolicyError | RedisClient.RedisError,
   RedisClient.RedisClient | JobRegistry.JobRegistry | Scope.Scope
 > {
-  const { prefix, queueName } = yield* resolveQueue(options)
+  const { maxPayloadBytes, prefix, queueName } = yield* resolveQueue(options)
   const overflow = options.overflow ?? "skip"
   const attempts = yield* PolicyError.positiveInteger("attempts", options.attempts ?? 3)
   const backoffDelay = yield* millis("backoff.initial", options.backoff?.initial ?? "1 second")
@@ -146,13 +149,17 @@ export const make = Effect.fnUntraced(function*(
 
   let open = true
   yield* Effect.addFinalizer(() => Effect.sync(() => open = false))
+  // Redis down: every stale read falls back; one line per job per interval says so
+  const notEnqueued = Diagnostics.makeWarnings()
 
   const unavailable = (request: RefreshQueue.RefreshRequest, reason: string): Effect.Effect<RefreshQueue.Offered> =>
     overflow === "skip"
       ? RefreshQueue.fallback(request, overflow, reason)
       : Effect.zipRight(
-        Effect.logWarning(`stalewise: refresh not enqueued (${reason}), the caller refreshes`).pipe(
-          Effect.annotateLogs({ job: request.job, key: request.key })
+        notEnqueued.warn(
+          `not-enqueued/${request.job}`,
+          `stalewise: refresh not enqueued (${reason}), the caller refreshes`,
+          { job: request.job, key: request.key }
         ),
         RefreshQueue.fallback(request, overflow, reason)
       )
@@ -160,6 +167,9 @@ export const make = Effect.fnUntraced(function*(
   const add = (request: RefreshQueue.RefreshRequest): Effect.Effect<RefreshQueue.Offered> => {
     const data = encodeRequest(request)
     if (Either.isLeft(data)) return unavailable(request, "the request does not encode")
+    if (payloadBytes(data.right) > maxPayloadBytes) {
+      return unavailable(request, `the request is larger than maxPayloadBytes (${maxPayloadBytes})`)
+    }
     const deduplication = deduplicationId(request)
     // A fresh id per offer: when BullMQ answers with another id, a job for the key was there.
     const jobId = `${deduplication}/${Crypto.randomUUID()}`
@@ -206,39 +216,62 @@ type Processed =
 
 const decodeRequest = Schema.decodeUnknown(RefreshQueue.RefreshRequest)
 
-const processJob = (job: BullJob): Effect.Effect<Processed, never, JobRegistry.JobRegistry> =>
-  decodeRequest(job.data).pipe(
-    Effect.mapError((error) =>
-      new JobError({
-        reason: "InvalidArgs",
-        job: job.name,
-        detail: "the BullMQ job's data is not a refresh request",
-        cause: error
-      })
-    ),
-    Effect.flatMap((request) =>
-      JobRegistry.run(request).pipe(
-        Effect.map((result): Processed => result === "failed" ? { _tag: "Failed" } : { _tag: "Done", result }),
-        Effect.catchAll((error) =>
-          // The request can never run here: counted and logged once, as a dropped refresh.
-          Effect.as(
-            RefreshQueue.fallback(request, "skip", error.message),
-            { _tag: "Unrecoverable", error } as const
-          )
-        )
-      )
-    ),
-    Effect.catchAll((error) =>
+// JSON's length in UTF-16 code units is within a factor of 3 of its UTF-8 bytes: a bound, not a
+// measurement, that costs no encoding.
+const payloadBytes = (data: unknown): number => {
+  try {
+    return (JSON.stringify(data) ?? "").length
+  } catch {
+    return Infinity
+  }
+}
+
+/**
+ * What a worker accepts: a job whose BullMQ name and `data.job` agree, whose payload is at most
+ * `maxPayloadBytes`, that decodes as a refresh request for a registered job that owns its key
+ * (see `JobRegistry`). Anything else is rejected: unrecoverable (never retried), counted and
+ * logged without its payload.
+ */
+const processJob = (
+  job: BullJob,
+  maxPayloadBytes: number
+): Effect.Effect<Processed, never, JobRegistry.JobRegistry> =>
+  Effect.gen(function*() {
+    const registry = yield* JobRegistry.JobRegistry
+    // the job's label in metrics and logs: a registered name, never a made-up one
+    const entry = yield* Effect.option(registry.lookup(job.name))
+    const known = Option.isSome(entry) ? job.name : undefined
+    const rejected = (reason: JobError["reason"], detail: string) =>
       Effect.as(
-        Effect.logWarning(`stalewise: refresh dropped (${error.message})`).pipe(
-          Effect.annotateLogs({ job: job.name, bullmqJob: job.id ?? "" })
-        ),
-        { _tag: "Unrecoverable", error } as const
+        RefreshQueue.reject(known, detail),
+        { _tag: "Unrecoverable", error: new JobError({ reason, job: known ?? "<unknown>", detail }) } as const
       )
-    ),
+    const data: unknown = job.data
+    if (typeof data !== "object" || data === null || (data as { job?: unknown }).job !== job.name) {
+      return yield* rejected("Rejected", "the BullMQ job's name and its data.job differ")
+    }
+    if (payloadBytes(data) > maxPayloadBytes) {
+      return yield* rejected("Rejected", `the request is larger than maxPayloadBytes (${maxPayloadBytes})`)
+    }
+    const request = yield* Effect.either(decodeRequest(data))
+    if (Either.isLeft(request)) {
+      return yield* rejected(
+        "InvalidArgs",
+        `the BullMQ job's data is not a refresh request: ${Diagnostics.summarizeParseError(request.left)}`
+      )
+    }
+    if (Option.isNone(entry)) return yield* rejected("UnknownJob", "no job of that name is registered")
+    if (!entry.value.serializable) {
+      return yield* rejected("Rejected", "the job has no argsSchema: it takes no requests from other processes")
+    }
+    return yield* entry.value.run(request.right).pipe(
+      Effect.map((result): Processed => result === "failed" ? { _tag: "Failed" } : { _tag: "Done", result }),
+      Effect.catchAll((error) => rejected(error.reason, error.detail))
+    )
+  }).pipe(
     Effect.withSpan("stalewise.bullmq.process", {
       kind: "consumer",
-      attributes: { "stalewise.job": job.name, "messaging.message.id": job.id ?? "" }
+      attributes: { "messaging.message.id": job.id ?? "" }
     })
   )
 
@@ -253,7 +286,7 @@ export const makeWorker = Effect.fnUntraced(function*(
   PolicyError.PolicyError | RedisClient.RedisError,
   RedisClient.RedisClient | JobRegistry.JobRegistry | Scope.Scope
 > {
-  const { prefix, queueName } = yield* resolveQueue(options)
+  const { maxPayloadBytes, prefix, queueName } = yield* resolveQueue(options)
   const concurrency = yield* PolicyError.positiveInteger("concurrency", options.concurrency ?? 4)
   const lockDuration = yield* millis("lockDuration", options.lockDuration ?? "30 seconds")
   const stalledInterval = yield* millis("stalledInterval", options.stalledInterval ?? "30 seconds")
@@ -291,7 +324,7 @@ export const makeWorker = Effect.fnUntraced(function*(
   )
 
   const processor = async (job: BullJob): Promise<string> => {
-    const processed = await run(processJob(job))
+    const processed = await run(processJob(job, maxPayloadBytes))
     switch (processed._tag) {
       case "Done":
         return processed.result

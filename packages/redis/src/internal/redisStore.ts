@@ -2,6 +2,7 @@
 import * as CacheEntry from "@stalewise/core/CacheEntry"
 import * as CacheMetrics from "@stalewise/core/CacheMetrics"
 import * as CacheStore from "@stalewise/core/CacheStore"
+import * as Diagnostics from "@stalewise/core/Diagnostics"
 import * as EntryCodec from "@stalewise/core/EntryCodec"
 import { PolicyError, positiveInteger } from "@stalewise/core/PolicyError"
 import * as TimePolicy from "@stalewise/core/TimePolicy"
@@ -19,6 +20,8 @@ import type * as RedisClient from "../RedisClient.js"
 import * as Script from "./script.js"
 
 const backend = "redis"
+
+const sha1 = (data: string | Buffer): string => Crypto.createHash("sha1").update(data).digest("hex")
 
 /** @internal */
 export const defaultKeyPrefix = "stalewise:"
@@ -121,6 +124,7 @@ export const make = (
     // The store's time source is the Clock present when it is built (TestClock in tests).
     const clock = yield* Effect.clock
     const counters = CacheMetrics.makeStoreCounters(backend)
+    const warnings = Diagnostics.makeWarnings()
 
     const toStoreError = (method: string) => (error: RedisClient.RedisError) =>
       new CacheStore.CacheStoreError({
@@ -150,12 +154,23 @@ export const make = (
 
     const remove = (key: string, method: string) => write(method, ["UNLINK", keys.entry(key)], { key })
 
+    // Compare-and-delete by digest: the bytes read are never sent back. A value that is not
+    // valid UTF-8 reads as another string than its bytes: then (and only then) its bytes are
+    // read once more to digest them.
+    const deleteIfUnchanged = (client: Redis, key: string, json: string): Promise<unknown> =>
+      Script.run(client, Script.deleteIfDigest, [keys.entry(key)], [sha1(json)]).then(async (deleted) => {
+        if (deleted !== -1) return deleted
+        const bytes = await client.getBuffer(keys.entry(key))
+        return bytes !== null && bytes.toString("utf8") === json
+          ? Script.run(client, Script.deleteIfDigest, [keys.entry(key)], [sha1(bytes)])
+          : 0
+      })
+
     const dropUndecodable = (key: string, json: string) =>
-      Effect.logWarning("stalewise: dropped a stored entry that failed to decode").pipe(
-        Effect.annotateLogs({ backend, key }),
-        Effect.zipRight(call("get", (client) => Script.run(client, Script.deleteIfEquals, [keys.entry(key)], [json]))),
+      warnings.warn("undecodable", "stalewise: dropped a stored entry that failed to decode", { backend, key }).pipe(
+        Effect.zipRight(call("get", (client) => deleteIfUnchanged(client, key, json))),
         // The read is a miss either way; a failing cleanup is retried by the next read.
-        Effect.catchAll((error) => Effect.logDebug("stalewise: could not drop an undecodable entry", error))
+        Effect.catchAll((error) => Effect.logDebug("stalewise: could not drop an undecodable entry", error.message))
       )
 
     const deletePrefix = (prefix: string) =>
@@ -239,8 +254,10 @@ export const make = (
         if (Exit.isFailure(exit)) {
           counters.error()
           runFork(
-            Effect.logWarning("stalewise: store write failed, value not cached").pipe(
-              Effect.annotateLogs({ backend, key, error: describeCause(exit.cause) })
+            Diagnostics.warningsOf(store).warn(
+              "store-write-failed/background",
+              "stalewise: store write failed, value not cached",
+              { backend, key, error: describeCause(exit.cause) }
             )
           )
         }

@@ -69,12 +69,14 @@ if e ~= nil and e > tonumber(ARGV[2]) then return 1 end
 return 0`)
 
 /**
- * Deletes a key only if it still holds the given value: dropping an undecodable entry must not
- * drop a good one written in between. KEYS[1]: the key. ARGV[1]: the value read.
+ * Deletes a key only if it still holds the value read, compared by SHA1 so that the value never
+ * travels back to Redis: dropping an undecodable entry must not drop a good one written in
+ * between. KEYS[1]: the key. ARGV[1]: the SHA1 (hex) of the bytes read. Returns 1 when deleted,
+ * 0 when the key is gone, -1 when it holds other bytes.
  *
  * @internal
  */
-export const deleteIfEquals = make(`if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`)
+export const deleteIfDigest = make(`local held = redis.call('GET', KEYS[1])
+if not held then return 0 end
+if redis.sha1hex(held) ~= ARGV[1] then return -1 end
+return redis.call('DEL', KEYS[1])`)

@@ -1,5 +1,5 @@
 /** @internal */
-import { CacheEntry, CacheKey, CacheMetrics, CacheStore, Outcome, PolicyError } from "@stalewise/core"
+import { CacheEntry, CacheKey, CacheMetrics, CacheStore, Diagnostics, Outcome, PolicyError } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -101,16 +101,23 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     const timeout = policy.timeout === undefined || !Duration.isFinite(policy.timeout) ? undefined : policy.timeout
     const annotations: CacheMetrics.Annotations = { strategy: metrics.strategy, job: name }
     const countOutcome = CacheMetrics.makeOutcomeCounter(annotations)
+    // refreshes failing in an upstream outage: one line per interval, with a count
+    const warnings = Diagnostics.makeWarnings()
     const now = () => clock.unsafeCurrentTimeMillis()
 
     // --- Keys, entries and the store ------------------------------------------------------------
 
     const keyId = options.key
     const prepareArgs = options.prepareArgs
-    const keyOf = (args: Args): Either.Either<string, CacheKey.CacheKeyError> =>
-      keyId !== undefined
-        ? fromId(keyId(...args))
-        : fromArgs(prepareArgs !== undefined ? prepareArgs(...args) : args)
+    // Derived when the caller's Effect runs; a `key` or `prepareArgs` that throws is a CacheKeyError.
+    const keyOf = (args: Args): Effect.Effect<string, CacheKey.CacheKeyError> =>
+      Effect.suspend(() =>
+        keyId !== undefined
+          ? Either.flatMap(CacheKey.attempt(() => keyId(...args)), fromId)
+          : prepareArgs !== undefined
+          ? Either.flatMap(CacheKey.attempt(() => prepareArgs(...args)), fromArgs)
+          : fromArgs(args)
+      )
 
     const entryOf = (value: A): Effect.Effect<CacheEntry.CacheEntry<A>> => {
       const make = (lifetime: number) => {
@@ -198,10 +205,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
             if (kind === "miss" || Cause.isInterruptedOnly(exit.cause)) return Effect.void
             recordFailure(key)
             metrics.countRefresh(name, "failed")
-            return Effect.logWarning("stalewise: refresh failed, the last good value is kept").pipe(
-              Effect.annotateLogs({ job: name, key, error: describe(exit.cause) }),
-              Effect.zipRight(Effect.logDebug("stalewise: refresh failure", exit.cause))
-            )
+            return warnings.warn("refresh-failed", "stalewise: refresh failed, the last good value is kept", {
+              job: name,
+              key,
+              error: describe(exit.cause)
+            }).pipe(Effect.zipRight(Effect.logDebug("stalewise: refresh failure", exit.cause)))
           })
         )
       )
@@ -272,7 +280,12 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         : Either.mapLeft(
           Schema.encodeEither(argsSchema)(args),
           (error) =>
-            new JobError({ reason: "InvalidArgs", job: name, key, detail: "arguments do not encode", cause: error })
+            new JobError({
+              reason: "InvalidArgs",
+              job: name,
+              key,
+              detail: `arguments do not encode: ${Diagnostics.summarizeParseError(error)}`
+            })
         )
 
     const decodeArgs = (request: RefreshQueue.RefreshRequest): Effect.Effect<Args, JobError> =>
@@ -282,9 +295,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
           new JobError({
             reason: "InvalidArgs",
             job: name,
-            key: request.key,
-            detail: "arguments do not decode",
-            cause: error
+            detail: `arguments do not decode: ${Diagnostics.summarizeParseError(error)}`
           }))
 
     /** Runs a request: fetch and store under `request.key` (never a recomputed key), then release. */
@@ -340,6 +351,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
       return false
     }
 
+    // The requests this job issued, recognised by identity when an in-process queue runs them.
+    const issuedHere = new WeakSet<RefreshQueue.RefreshRequest>()
+
     const requestRefresh = (
       key: string,
       args: Args,
@@ -377,8 +391,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
           Effect.map((lease) => Either.right(lease)),
           Effect.catchAll((error) =>
             Effect.as(
-              Effect.logWarning("stalewise: refresh lease unavailable, refresh skipped").pipe(
-                Effect.annotateLogs({ job: name, key, error: error.message })
+              Diagnostics.warningsOf(store).warn(
+                "refresh-lease-unavailable",
+                "stalewise: refresh lease unavailable, refresh skipped",
+                { job: name, key, error: error.message }
               ),
               Either.left(error)
             )
@@ -424,9 +440,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         if (Either.isLeft(encoded)) {
           yield* release(lease)
           metrics.countRefresh(name, "dropped")
-          yield* Effect.logWarning("stalewise: refresh dropped").pipe(
-            Effect.annotateLogs({ job: name, key, error: encoded.left.message })
-          )
+          yield* warnings.warn("refresh-dropped", "stalewise: refresh dropped", {
+            job: name,
+            key,
+            error: encoded.left.message
+          })
           return notRequested
         }
         const request: RefreshQueue.RefreshRequest = {
@@ -436,6 +454,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
           requestedAt,
           lease
         }
+        issuedHere.add(request)
         const offered = yield* queue.offer(request)
         switch (offered) {
           // the memo stays while the request waits or runs
@@ -458,15 +477,34 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         }
       })
 
+    // A request writes only what this job owns. One this job issued in this process (the same
+    // object, handed over by an in-process queue) runs under the key its caller computed, even
+    // when the arguments' encoding is lossy. Any other request — decoded from a queue's backend,
+    // built by someone else — must name the key the job derives from its decoded arguments, and
+    // may release only that key's lease; otherwise it is rejected.
+    const rejected = (detail: string) => new JobError({ reason: "Rejected", job: name, detail })
+    const owned = (request: RefreshQueue.RefreshRequest, args: Args) =>
+      issuedHere.has(request) ? Effect.succeed(request) : keyOf(args).pipe(
+        Effect.mapError(() => rejected("its arguments cannot be keyed")),
+        Effect.filterOrFail(
+          (key) => key === request.key,
+          () => rejected("its key is not the one this job derives from its arguments")
+        ),
+        Effect.map((key): RefreshQueue.RefreshRequest =>
+          request.lease === undefined || request.lease.key === key ? request : { ...request, lease: undefined }
+        )
+      )
+
     yield* registry.register({
       name,
       serializable: argsSchema !== undefined,
       run: (request) =>
         Effect.flatMap(decodeArgs(request), (args) =>
-          Effect.map(
-            runRefresh(request, args),
-            (ran) => ran === "skipped" ? "skipped" : Exit.isSuccess(ran) ? "succeeded" : "failed"
-          ))
+          Effect.flatMap(owned(request, args), (request) =>
+            Effect.map(
+              runRefresh(request, args),
+              (ran) => ran === "skipped" ? "skipped" : Exit.isSuccess(ran) ? "succeeded" : "failed"
+            )))
     })
 
     // --- Reads -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import * as MetricLabel from "effect/MetricLabel"
 export const strategy = "stale-while-revalidate"
 
 /** @internal */
-export type RefreshMetricResult = "started" | "succeeded" | "failed" | "skipped" | "dropped"
+export type RefreshMetricResult = "started" | "succeeded" | "failed" | "skipped" | "dropped" | "rejected"
 
 // Label arrays are built once per (job, value) so each update is a cached hook lookup (effect
 // caches a metric's hooks by label-array identity).

@@ -1,5 +1,13 @@
 /** @internal */
-import { CacheFirst, CacheKey, type CacheStore, Failover, type Outcome, type PolicyError } from "@stalewise/core"
+import {
+  CacheFirst,
+  CacheKey,
+  type CacheStore,
+  Diagnostics,
+  Failover,
+  type Outcome,
+  type PolicyError
+} from "@stalewise/core"
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -60,6 +68,7 @@ export const wrap = (
       { name, namespace, lookup: method, schema: strategy.schema, key: strategy.key },
       strategy
     )
+    const warnings = Diagnostics.makeWarnings()
     return (...args: ReadonlyArray<unknown>) =>
       cached.getWithOutcome(...args).pipe(
         Effect.flatMap((outcome) =>
@@ -69,8 +78,10 @@ export const wrap = (
           (error): error is CacheKey.CacheKeyError => error instanceof CacheKey.CacheKeyError,
           (error) =>
             Effect.zipRight(
-              Effect.logWarning("stalewise: arguments cannot be keyed, calling the method uncached").pipe(
-                Effect.annotateLogs({ namespace, name, error: error.message })
+              warnings.warn(
+                `unkeyable/${error.reason}`,
+                "stalewise: arguments cannot be keyed, calling the method uncached",
+                { namespace, name, error: error.message }
               ),
               method(...args)
             )

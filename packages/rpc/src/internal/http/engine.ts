@@ -11,7 +11,7 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as UrlParams from "@effect/platform/UrlParams"
-import { CacheEntry, CacheMetrics, CacheStore, type TimePolicy } from "@stalewise/core"
+import { CacheEntry, CacheMetrics, CacheStore, Diagnostics, type TimePolicy } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -402,8 +402,10 @@ export const make = (config: Config) => {
       const run = store.acquireLease(lookup.key, lease).pipe(
         Effect.catchAll((error) =>
           Effect.as(
-            Effect.logWarning("stalewise: refresh lease unavailable, refresh skipped").pipe(
-              Effect.annotateLogs({ ...annotations, key: lookup.key, error: error.message })
+            Diagnostics.warningsOf(store).warn(
+              "refresh-lease-unavailable",
+              "stalewise: refresh lease unavailable, refresh skipped",
+              { ...annotations, key: lookup.key, error: error.message }
             ),
             Option.none<CacheStore.Lease>()
           )
