@@ -97,7 +97,7 @@ export const suite = <E, R>(
           sparse,
           { a: undefined, b: null, c: NaN, d: [-0, undefined], e: { f: undefined } },
           [undefined],
-          [[, 1]]
+          [new Array<number>(2)] // nested, all holes
         ]
         for (const [i, value] of values.entries()) {
           yield* store.set(`${ns}:fn:${i}`, entryAt(value, 0, 1_000, 60_000))
