@@ -21,6 +21,7 @@ import * as CacheEntry from "./CacheEntry.js"
 import type { CacheKeyError } from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
 import { CacheStore, type CacheStoreError, getOrMiss, setOrWarn } from "./CacheStore.js"
+import { preload } from "./internal/preload.js"
 import * as internal from "./internal/strategy.js"
 import * as Outcome from "./Outcome.js"
 import type { PolicyError } from "./PolicyError.js"
@@ -493,16 +494,6 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
             : CacheMetrics.traceCall(annotations, key, mode === "forceRefresh" ? forced(key, args) : shared(key, args))
         ))
 
-    const preloadOne = (args: Args) =>
-      Effect.flatMap(deriveKey(args), (key) =>
-        fetchAndStore(key, args).pipe(
-          Effect.tapErrorCause((cause) =>
-            Effect.logWarning("stalewise: preload failed").pipe(
-              Effect.annotateLogs({ strategy, key_digest: CacheMetrics.keyDigest(key), error: Cause.squash(cause) })
-            )
-          )
-        ))
-
     const failoverFn: Failover<Args, A, E> = {
       [TypeId]: TypeId,
       getWithOutcome,
@@ -521,16 +512,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
         Effect.flatMap(deriveKey(args), (key) =>
           Effect.flatMap(TimePolicy.entry(policy, value), (entry) => store.set(key, entry, schema))),
       preload: (argsList, preloadOptions) =>
-        Effect.map(
-          Effect.forEach(argsList, (args) =>
-            Effect.exit(preloadOne(args)), {
-            concurrency: preloadOptions?.concurrency ?? 4
-          }),
-          (exits) => {
-            const loaded = exits.filter(Exit.isSuccess).length
-            return { loaded, failed: exits.length - loaded }
-          }
-        )
+        preload(strategy, argsList, deriveKey, fetchAndStore, preloadOptions)
     }
     return failoverFn
   })
