@@ -729,7 +729,15 @@ describe("Job: definition", () => {
   const define = (options: Partial<Job.Options<[string], string, never, never>>) =>
     withEnv(
       FibersEnv,
-      Effect.flip(Job.make({ name: unique(), fetch: (id: string) => Effect.succeed(id), ...options }))
+      // the options are checked at run time too (a `fetchOnMiss` read from configuration, plain JS callers)
+      Effect.flip(
+        Job.make({ name: unique(), fetch: (id: string) => Effect.succeed(id), ...options } as Job.Options<
+          [string],
+          string,
+          never,
+          never
+        >)
+      )
     )
 
   it.effect("invalid combinations fail at definition with a typed PolicyError", () =>

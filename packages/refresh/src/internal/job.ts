@@ -1,5 +1,5 @@
 /** @internal */
-import { CacheEntry, CacheKey, CacheMetrics, CacheStore, Outcome, PolicyError } from "@stalewise/core"
+import { CacheControl, CacheEntry, CacheKey, CacheMetrics, CacheStore, Outcome, PolicyError } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -56,8 +56,14 @@ const describe = (cause: Cause.Cause<unknown>): string =>
   })
 
 /** @internal */
-export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
-  options: Job.Options<Args, A, E, R>
+export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never, Empty = never>(
+  options: Job.Options<Args, A, E, R, Empty>
+): Effect.Effect<Job.Job<Args, A | Empty, E>, PolicyError.PolicyError, R | Job.Requirements> =>
+  // the value type of the job is `A | Empty`; `empty` is just one more value it can return
+  makeJob(options as unknown as Job.Options<Args, A | Empty, E, R, A | Empty>)
+
+const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
+  options: Job.Options<Args, A, E, R, A>
 ): Effect.Effect<Job.Job<Args, A, E>, PolicyError.PolicyError, R | Job.Requirements> =>
   Effect.gen(function*() {
     const policy = yield* RefreshPolicy.make(options)
@@ -160,7 +166,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     // --- Fetching: one fetch per key at a time, in the job's scope -------------------------------
 
     const fetchValue = (key: string, args: Args): Effect.Effect<A, E | JobError> => {
-      const fetched = Effect.provide(options.fetch(...args), context)
+      const fetched = Effect.provide(CacheControl.upstream(options.fetch(...args)), context)
       return CacheMetrics.timeUpstream(
         annotations,
         key,
@@ -495,12 +501,36 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         if (Option.isSome(cached)) {
           const entry = cached.value
           if (at < entry.staleAt) return Effect.succeed(served(entry, at, "hit"))
-          if (at < entry.expiresAt) return onStale(key, args, entry, at)
+          // hits are not traced (a span would cost a hit several times its time); the rest is
+          if (at < entry.expiresAt) return CacheMetrics.traceCall(annotations, key, onStale(key, args, entry, at))
         }
-        return onMiss(key, args)
+        return CacheMetrics.traceCall(annotations, key, onMiss(key, args))
       })
 
-    const getWithOutcome = (...args: Args) => Effect.flatMap(keyOf(args), (key) => outcomeOf(key, args))
+    const getWithOutcome = (...args: Args) =>
+      Effect.flatMap(keyOf(args), (key) =>
+        CacheControl.withCurrentMode((mode) => {
+          switch (mode) {
+            case "default":
+              return outcomeOf(key, args)
+            case "bypass":
+              return CacheMetrics.traceCall(
+                annotations,
+                key,
+                Effect.map(fetchValue(key, args), (value) => {
+                  countOutcome("bypass")
+                  return Outcome.make({ value, status: "miss", fetchedSynchronously: true })
+                }),
+                "bypass"
+              )
+            case "forceRefresh":
+              return CacheMetrics.traceCall(
+                annotations,
+                key,
+                Effect.zipRight(awaitRunning(key), Effect.map(fetchShared(key, args, "refresh"), fetched))
+              )
+          }
+        }))
 
     const job: Job.Job<Args, A, E> = {
       [TypeId]: TypeId,
@@ -552,11 +582,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
   })
 
 /** @internal */
-export const cached = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
+export const cached = <Args extends ReadonlyArray<any>, A, E = never, R = never, Empty = never>(
   fetch: (...args: Args) => Effect.Effect<A, E, R>,
-  options: Job.BaseOptions<Args, A>
-): Effect.Effect<Job.Cached<Args, A, E>, PolicyError.PolicyError, R | Job.Requirements> =>
+  options: Job.BaseOptions<Args, A, Empty>
+): Effect.Effect<Job.Cached<Args, A | Empty, E>, PolicyError.PolicyError, R | Job.Requirements> =>
   Effect.map(
-    make<Args, A, E, R>({ ...options, fetch }),
+    make<Args, A, E, R, Empty>({ ...options, fetch }),
     (job) => Object.assign((...args: Args) => job.get(...args), { job })
   )
