@@ -69,8 +69,8 @@ describe("Job edges", () => {
         )
         assert.strictEqual(error.option, "empty")
         const dynamic = Math.random() > 2 // a boolean known only at run time
-        // @ts-expect-error `empty` is required whenever fetchOnMiss may be false
         yield* Effect.flip(
+          // @ts-expect-error `empty` is required whenever fetchOnMiss may be false
           Job.make({ name: unique(), fetchOnMiss: dynamic, fetch: (id: number) => Effect.succeed(id) })
         )
       })
