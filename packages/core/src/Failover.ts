@@ -18,6 +18,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as CacheControl from "./CacheControl.js"
 import * as CacheEntry from "./CacheEntry.js"
+import * as CacheKey from "./CacheKey.js"
 import type { CacheKeyError } from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
 import { CacheStore, type CacheStoreError, getOrMiss, setOrWarn } from "./CacheStore.js"
@@ -147,6 +148,8 @@ export interface Failover<in Args extends ReadonlyArray<any>, in out A, out E> {
   readonly peek: (...args: Args) => Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>, CacheKeyError>
   /** Drops the stored fallback for these arguments. */
   readonly invalidate: (...args: Args) => Effect.Effect<void, CacheKeyError>
+  /** Drops every stored fallback of this function (store failures are logged). */
+  readonly invalidateAll: Effect.Effect<void>
   /** Stores `value` as the fallback for `args`, as if the upstream had just answered it. */
   readonly set: (args: Args, value: A) => Effect.Effect<void, CacheKeyError | CacheStoreError>
   /**
@@ -508,6 +511,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
               )
             )
           )),
+      invalidateAll: Effect.ignoreLogged(store.deletePrefix(CacheKey.prefix(namespace, options.name))),
       set: (args, value) =>
         Effect.flatMap(deriveKey(args), (key) =>
           Effect.flatMap(TimePolicy.entry(policy, value), (entry) => store.set(key, entry, schema))),

@@ -3,6 +3,7 @@ import { CacheFirst, CacheKey, type CacheStore, Failover, type Outcome, type Pol
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import type { MethodHandle } from "../CachedService.js"
 import type * as Strategy from "../Strategy.js"
 
 /**
@@ -30,13 +31,20 @@ export const build = <Args extends ReadonlyArray<any>, A, E>(
       timeout: strategy.timeout,
       timeToLive: strategy.timeToLive,
       onTimeout: strategy.onTimeout,
+      backgroundTimeout: strategy.backgroundTimeout,
+      onAbandon: strategy.onAbandon,
       fallbackOn: strategy.fallbackOn,
       fallbackOnDefect: strategy.fallbackOnDefect,
       singleFlight: strategy.singleFlight
     })
-    : strategy.persisted === true
-    ? CacheFirst.makePersisted({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
-    : CacheFirst.make({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
+    : (strategy.persisted === true ? CacheFirst.makePersisted : CacheFirst.make)({
+      ...common,
+      timeToLive: strategy.timeToLive,
+      capacity: strategy.capacity,
+      onAbandon: strategy.onAbandon,
+      negative: strategy.negative,
+      traceHits: strategy.traceHits
+    })
 
 /**
  * @internal
@@ -51,7 +59,16 @@ export const wrap = (
   strategy: Strategy.Strategy<ReadonlyArray<unknown>, unknown, unknown>,
   onOutcome?: ((name: string, outcome: Outcome.Outcome<unknown>) => Effect.Effect<void>) | undefined
 ): Effect.Effect<
-  (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>,
+  {
+    readonly call: (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>
+    readonly cache:
+      | Failover.Failover<ReadonlyArray<unknown>, unknown, unknown>
+      | CacheFirst.CacheFirst<
+        ReadonlyArray<unknown>,
+        unknown,
+        unknown
+      >
+  },
   PolicyError.PolicyError,
   CacheStore.CacheStore | Scope.Scope
 > =>
@@ -60,7 +77,7 @@ export const wrap = (
       { name, namespace, lookup: method, schema: strategy.schema, key: strategy.key },
       strategy
     )
-    return (...args: ReadonlyArray<unknown>) =>
+    const call = (...args: ReadonlyArray<unknown>) =>
       cached.getWithOutcome(...args).pipe(
         Effect.flatMap((outcome) =>
           onOutcome === undefined ? Effect.succeed(outcome.value) : Effect.as(onOutcome(name, outcome), outcome.value)
@@ -76,4 +93,42 @@ export const wrap = (
             )
         )
       )
+    return { call, cache: cached }
   })
+
+/**
+ * The handle of a method that is not cached: nothing to peek, drop or set.
+ *
+ * @internal
+ */
+export const uncachedHandle: MethodHandle<ReadonlyArray<unknown>, unknown> = {
+  cached: false,
+  peek: () => Effect.succeedNone,
+  set: () => Effect.void,
+  invalidate: () => Effect.void,
+  invalidateAll: Effect.void
+}
+
+/**
+ * The handle on a cached method's strategy; `toArgs` maps the handle's arguments to the
+ * strategy's (an RPC's strategy also takes the key id computed from the payload).
+ *
+ * @internal
+ */
+export const handleOf = (
+  cache:
+    | Failover.Failover<ReadonlyArray<unknown>, unknown, unknown>
+    | CacheFirst.CacheFirst<
+      ReadonlyArray<unknown>,
+      unknown,
+      unknown
+    >,
+  toArgs: (args: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, CacheKey.CacheKeyError> = Effect
+    .succeed
+): MethodHandle<ReadonlyArray<unknown>, unknown> => ({
+  cached: true,
+  peek: (...args) => Effect.flatMap(toArgs(args), (strategyArgs) => cache.peek(...strategyArgs)),
+  set: (args, value) => Effect.flatMap(toArgs(args), (strategyArgs) => cache.set(strategyArgs, value)),
+  invalidate: (...args) => Effect.flatMap(toArgs(args), (strategyArgs) => cache.invalidate(...strategyArgs)),
+  invalidateAll: cache.invalidateAll
+})
