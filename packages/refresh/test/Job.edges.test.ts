@@ -2,7 +2,7 @@ import { KeyValueStore } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { CacheControl, CacheMetrics, CacheStore } from "@stalewise/core"
 import { Job, RefreshQueue } from "@stalewise/refresh"
-import { Effect, Layer, Option, Schema, TestClock } from "effect"
+import { Effect, Either, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { FibersEnv, makeUpstream, unique, withEnv } from "./utils.js"
 
 const KeyValueEnv = Layer.merge(
@@ -91,6 +91,37 @@ describe("Job edges", () => {
         assert.strictEqual(yield* job.get("a"), "a#3")
         const counts = yield* CacheMetrics.outcomeCounts({ job: job.name })
         assert.strictEqual(counts.bypass, 1)
+      })
+    )
+  })
+
+  it.effect("a failed synchronous refresh never serves the stale value past its timeToLive", () => {
+    const upstream = makeUpstream()
+    return withEnv(
+      FibersEnv,
+      Effect.gen(function*() {
+        const job = yield* Job.make({
+          name: unique(),
+          lifetime: "1 minute",
+          timeToLive: "2 minutes",
+          syncRefreshAfter: "90 seconds",
+          fetch: upstream.fetch
+        })
+        yield* job.get("a")
+        // a refresh past syncRefreshAfter that fails before the value expires: stale-if-error
+        yield* TestClock.adjust("95 seconds")
+        upstream.state.failing = true
+        upstream.state.delay = "10 seconds"
+        const early = yield* Effect.fork(job.getWithOutcome("a"))
+        yield* TestClock.adjust("10 seconds")
+        assert.strictEqual((yield* Fiber.join(early)).status, "failover")
+        // one that fails after the value expired (at 120 s): the error, not the expired value
+        upstream.state.delay = "30 seconds"
+        yield* TestClock.adjust("10 seconds") // 115 s: past syncRefreshAfter, back-off over
+        const late = yield* Effect.fork(Effect.either(job.getWithOutcome("a")))
+        yield* TestClock.adjust("30 seconds")
+        const result = yield* Fiber.join(late)
+        assert.isTrue(Either.isLeft(result), "the value expired while the refresh ran")
       })
     )
   })

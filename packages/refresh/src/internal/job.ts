@@ -453,7 +453,10 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     ): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
       Effect.flatMap(Effect.exit(fetchShared(key, args, "refresh")), (exit) => {
         if (Exit.isSuccess(exit)) return Effect.succeed(fetched(exit.value))
-        if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause)) return Effect.failCause(exit.cause)
+        // the stale value is a fallback only until it expires, also while the refresh ran
+        if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause) || now() >= entry.expiresAt) {
+          return Effect.failCause(exit.cause)
+        }
         return Effect.succeed(served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error"))
       })
 
@@ -474,17 +477,23 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         metrics.countRefresh(name, "skipped")
         return Effect.succeed(served(entry, at, "stale"))
       }
-      return Effect.map(requestRefresh(key, args, { force: false, seen: entry }), (requested) => {
-        if (requested._tag !== "RanSynchronously") return served(entry, at, "stale")
-        // The queue was full and its fallback is to refresh in the caller: the call waited, so it
-        // answers with what it got, or with the stale value if the refresh failed.
-        const exit = requested.exit
-        return Exit.isSuccess(exit)
-          ? fetched(exit.value)
-          : Cause.isInterruptedOnly(exit.cause)
-          ? served(entry, at, "stale")
-          : served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error")
-      })
+      return Effect.flatMap(
+        requestRefresh(key, args, { force: false, seen: entry }),
+        (requested): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
+          if (requested._tag !== "RanSynchronously") return Effect.succeed(served(entry, at, "stale"))
+          // The queue was full and its fallback is to refresh in the caller: the call waited, so it
+          // answers with what it got, or with the stale value if the refresh failed (and it has not
+          // expired meanwhile).
+          const exit = requested.exit
+          return Exit.isSuccess(exit)
+            ? Effect.succeed(fetched(exit.value))
+            : Cause.isInterruptedOnly(exit.cause)
+            ? Effect.succeed(served(entry, at, "stale"))
+            : now() >= entry.expiresAt
+            ? Effect.failCause(exit.cause)
+            : Effect.succeed(served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error"))
+        }
+      )
     }
 
     const onMiss = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
