@@ -101,7 +101,10 @@ export interface CacheFirst<in Args extends ReadonlyArray<any>, in out A, out E>
   readonly get: (...args: Args) => Effect.Effect<A, E | CacheKey.CacheKeyError>
   /** Like `get`, with the outcome: `hit` (with the value's age) or `miss`. */
   readonly getWithOutcome: (...args: Args) => Effect.Effect<Outcome.Outcome<A>, E | CacheKey.CacheKeyError>
-  /** The value cached in process for these arguments, with its timestamps, without side effects. */
+  /**
+   * The value cached for these arguments (in process, else — when persisted — in the store), with
+   * its timestamps; no upstream call, nothing loaded into the in-process tier.
+   */
   readonly peek: (...args: Args) => Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>, CacheKey.CacheKeyError>
   /** Caches `value` for `args` (in process and, when persisted, in the store) as if just fetched. */
   readonly set: (args: Args, value: A) => Effect.Effect<void, CacheKey.CacheKeyError>
@@ -436,9 +439,15 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),
       peek: (...args) =>
         Effect.flatMap(deriveKey(args), (key) =>
-          Effect.map(
-            cache.getOptionComplete(new Request(key, args)),
-            Option.filter((entry) => !CacheEntry.isExpired(entry, now()))
+          Effect.flatMap(
+            Effect.map(
+              cache.getOptionComplete(new Request(key, args)),
+              Option.filter((entry) => !CacheEntry.isExpired(entry, now()))
+            ),
+            (inProcess) =>
+              Option.isNone(inProcess) && store !== undefined
+                ? getOrMiss(store, key, schema, annotations)
+                : Effect.succeed(inProcess)
           )),
       set: (args, value) =>
         Effect.flatMap(deriveKey(args), (key) =>

@@ -184,6 +184,7 @@ describe("CacheFirst edges", () => {
       // another instance over the same store sees the refreshed value
       const other = yield* CacheFirst.makePersisted({ name, timeToLive: "1 hour", lookup: upstream.lookup })
       yield* TestClock.adjust("1 second")
+      assert.strictEqual(Option.getOrThrow(yield* other.peek("a")).value, "a#3v2", "peek reads the store")
       const seen = yield* other.getWithOutcome("a")
       assert.deepStrictEqual([seen.status, seen.value], ["hit", "a#3v2"])
       assert.strictEqual((yield* CacheMetrics.outcomeCounts({ name })).bypass, 1)

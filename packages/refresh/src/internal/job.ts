@@ -470,7 +470,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         syncRefreshAfterMillis !== undefined && at - entry.createdAt >= syncRefreshAfterMillis &&
         !(policy.staleIfError && backingOff(key, at))
       ) {
-        return syncRefresh(key, args, entry)
+        return CacheMetrics.traceCall(annotations, key, syncRefresh(key, args, entry))
       }
       // the common case under load: a refresh is already on its way, serve at once
       if (needNoRequest(key, at, false)) {
@@ -510,8 +510,9 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         if (Option.isSome(cached)) {
           const entry = cached.value
           if (at < entry.staleAt) return Effect.succeed(served(entry, at, "hit"))
-          // hits are not traced (a span would cost a hit several times its time); the rest is
-          if (at < entry.expiresAt) return CacheMetrics.traceCall(annotations, key, onStale(key, args, entry, at))
+          // hits and stale reads served at once are not traced (a span would cost them several
+          // times their time); reads that wait for the upstream are
+          if (at < entry.expiresAt) return onStale(key, args, entry, at)
         }
         return CacheMetrics.traceCall(annotations, key, onMiss(key, args))
       })
