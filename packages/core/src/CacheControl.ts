@@ -37,7 +37,16 @@ export const currentMode: FiberRef.FiberRef<Mode> = globalValue(
 )
 
 /**
- * Runs `self` with its cached calls in `mode`.
+ * Runs `self` with its cached calls in `mode` (e.g. a mode chosen per request from a header).
+ *
+ * @example
+ * ```ts
+ * import { CacheControl } from "@stalewise/core"
+ * import { Effect } from "effect"
+ *
+ * const handle = (noCache: boolean, work: Effect.Effect<string>) =>
+ *   work.pipe(CacheControl.withMode(noCache ? "bypass" : "default"))
+ * ```
  *
  * @since 0.1.0
  * @category combinators

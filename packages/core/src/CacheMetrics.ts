@@ -299,6 +299,19 @@ export const keyDigest = (key: string): string => (Hash.string(key) >>> 0).toStr
  * A strategy decides hits before calling it: hits skip the span unless `traceHits`, because a
  * span costs a hit more than it costs anything else (see docs/observability.md).
  *
+ * @example
+ * ```ts
+ * import { CacheMetrics, Outcome } from "@stalewise/core"
+ * import { Effect } from "effect"
+ *
+ * const annotations = { strategy: "my-strategy", namespace: "app", name: "rates" }
+ * const call = CacheMetrics.traceCall(
+ *   annotations,
+ *   "app:rates:EUR",
+ *   Effect.succeed(Outcome.make({ value: 1.08, status: "miss" }))
+ * ) // a stalewise.get span with stalewise.status = "miss"
+ * ```
+ *
  * @since 0.1.0
  * @category tracing
  */
