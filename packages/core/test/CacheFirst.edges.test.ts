@@ -219,4 +219,34 @@ describe("CacheFirst edges", () => {
       assert.deepStrictEqual(gets().map((span) => span.attributes.get("stalewise.status")), ["miss", "miss", "hit"])
       assert.strictEqual(gets()[2]!.attributes.get("stalewise.strategy"), "cache-first")
     }))
+
+  it.effect.prop(
+    "onAbandon interrupt: whatever the order waiters leave in, the load ends exactly when the last one does",
+    [fc.integer({ min: 1, max: 6 }).chain((n) => fc.tuple(fc.constant(n), fc.shuffledSubarray([...Array(n).keys()])))],
+    ([[waiters, leaving]]) =>
+      Effect.gen(function*() {
+        const upstream = yield* makeUpstream
+        const cached = yield* CacheFirst.make({
+          name: uniqueName(),
+          timeToLive: "1 hour",
+          onAbandon: "interrupt",
+          lookup: upstream.lookup
+        })
+        yield* Ref.set(upstream.delay, "5 seconds")
+        const fibers = yield* Effect.forEach([...Array(waiters).keys()], () => Effect.fork(cached.get("a")))
+        yield* TestClock.adjust("1 second")
+        for (const [i, index] of leaving.entries()) {
+          yield* Fiber.interrupt(fibers[index]!)
+          const everyoneLeft = i === waiters - 1
+          assert.strictEqual(yield* Ref.get(upstream.interrupted), everyoneLeft ? 1 : 0, `after ${i + 1} left`)
+        }
+        yield* TestClock.adjust("4 seconds")
+        assert.strictEqual(yield* Ref.get(upstream.calls), 1)
+        if (leaving.length < waiters) {
+          const stayed = fibers.filter((_, index) => !leaving.includes(index))
+          for (const fiber of stayed) assert.strictEqual(yield* Fiber.join(fiber), "a#1v1")
+        }
+      }).pipe(Effect.scoped),
+    { fastCheck: { numRuns: 40 } }
+  )
 })

@@ -2,7 +2,7 @@ import { KeyValueStore } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { CacheControl, CacheMetrics, CacheStore, Failover } from "@stalewise/core"
 import type { Duration } from "effect"
-import { Effect, Fiber, Option, Ref, TestClock, Tracer } from "effect"
+import { Effect, FastCheck as fc, Fiber, Option, Ref, TestClock, Tracer } from "effect"
 
 type Behaviour = { readonly value: string; readonly after?: Duration.DurationInput } | "hang"
 
@@ -254,4 +254,32 @@ describe("Failover edges", () => {
       assert.deepStrictEqual(counts, { miss: 1, failover: 1 })
       assert.deepStrictEqual(yield* CacheMetrics.hitRatio({ name }), Option.some(0.5))
     }).pipe(memory))
+
+  it.effect.prop(
+    "onAbandon interrupt: whatever the order waiters leave in, the call ends exactly when the last one does",
+    [fc.integer({ min: 1, max: 6 }).chain((n) => fc.tuple(fc.constant(n), fc.shuffledSubarray([...Array(n).keys()])))],
+    ([[waiters, leaving]]) =>
+      Effect.gen(function*() {
+        const upstream = yield* makeUpstream
+        const failover = yield* Failover.make({
+          name: uniqueName(),
+          timeout: "1 second",
+          onAbandon: "interrupt",
+          lookup: upstream.lookup
+        })
+        yield* upstream.behave({ value: "late", after: "5 seconds" })
+        const fibers = yield* Effect.forEach([...Array(waiters).keys()], () => Effect.fork(failover.get("a")))
+        yield* TestClock.adjust("1 second")
+        for (const [i, index] of leaving.entries()) {
+          yield* Fiber.interrupt(fibers[index]!)
+          const everyoneLeft = i === waiters - 1
+          assert.strictEqual(yield* Ref.get(upstream.interrupted), everyoneLeft ? 1 : 0, `after ${i + 1} left`)
+        }
+        yield* TestClock.adjust("4 seconds")
+        assert.strictEqual(yield* Ref.get(upstream.calls), 1)
+        const stayed = fibers.filter((_, index) => !leaving.includes(index))
+        for (const fiber of stayed) assert.strictEqual(yield* Fiber.join(fiber), "late:a")
+      }).pipe(Effect.scoped, memory),
+    { fastCheck: { numRuns: 40 } }
+  )
 })
