@@ -73,6 +73,12 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
    */
   readonly onAbandon?: "complete" | "interrupt" | undefined
   /**
+   * The longest a load nobody waits for any more may run, from its start (`onAbandon:
+   * "complete"`): then it is interrupted and the next caller starts a fresh one, so a hung
+   * upstream never pins a key. Default 30 seconds.
+   */
+  readonly backgroundTimeout?: Duration.DurationInput | undefined
+  /**
    * Negative caching, off by default: failures for which `when` holds (e.g. "not found") are
    * kept in process for their own `timeToLive` (keep it short) and returned to later callers
    * without asking the upstream, counted with status `negative`. Other failures are never cached.
@@ -215,10 +221,18 @@ export const makePersisted = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
 ): Effect.Effect<CacheFirst<Args, A, E>, PolicyError, R | CacheStore | Scope.Scope> =>
   Effect.flatMap(CacheStore, (store) => build(options, store))
 
+/** The default `backgroundTimeout`: 30 seconds, as failover's. */
+const defaultBackgroundMillis = 30_000
+
 /** A load running in the strategy's scope, and how many callers wait for it. */
 interface Load<A, E> {
-  readonly fiber: Fiber.RuntimeFiber<CacheEntry.CacheEntry<A>, E>
+  fiber: Fiber.RuntimeFiber<CacheEntry.CacheEntry<A>, E> | undefined
+  readonly startedAt: number
   waiters: number
+  /** Interrupts the load at `startedAt + backgroundTimeout`, once nobody waits for it. */
+  timer: Fiber.RuntimeFiber<unknown> | undefined
+  /** The load was given up (interrupted on abandon or by its bound): it cleans nothing up. */
+  abandoned: boolean
 }
 
 const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
@@ -239,6 +253,9 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const count = CacheMetrics.makeOutcomeCounter(annotations)
     const traceHits = options.traceHits ?? false
     const interruptOnAbandon = options.onAbandon === "interrupt"
+    const backgroundMillis = options.backgroundTimeout === undefined
+      ? defaultBackgroundMillis
+      : Duration.toMillis(yield* TimePolicy.positiveDuration("backgroundTimeout", options.backgroundTimeout))
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
     const context = yield* Effect.context<R>()
@@ -303,6 +320,23 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     // Loads run in the strategy's scope; callers only join them, so interrupting a caller
     // interrupts its wait, never the load (unless `onAbandon: "interrupt"` and it was the last).
     const loading = new Map<string, Load<A, E>>()
+    // A load ended: cache its value (or chosen failure) by recency; a given-up load touches nothing.
+    const cleanUp = (
+      request: Request<Args>,
+      started: Load<A, E>,
+      exit: Exit.Exit<CacheEntry.CacheEntry<A>, E>
+    ): Effect.Effect<void> => {
+      if (started.abandoned) return Effect.void
+      loading.delete(request.key)
+      if (Exit.isSuccess(exit)) return touch(request)
+      const error = Cause.failureOption(exit.cause)
+      if (isNegative !== undefined && Option.isSome(error) && isNegative(error.value)) {
+        negatives.set(request.key, { error: error.value, expiresAt: now() + negativeMillis })
+        return Effect.zipRight(cache.invalidate(request), touch(request))
+      }
+      return cache.invalidate(request)
+    }
+
     const load = (request: Request<Args>): Effect.Effect<Load<A, E>> =>
       Effect.suspend(() => {
         const running = loading.get(request.key)
@@ -310,45 +344,78 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           running.waiters++
           return Effect.succeed(running)
         }
+        const started: Load<A, E> = {
+          fiber: undefined,
+          startedAt: now(),
+          waiters: 1,
+          timer: undefined,
+          abandoned: false
+        }
         const run = cache.get(request).pipe(
           Effect.onExit((exit) =>
-            Effect.suspend(() => {
-              loading.delete(request.key)
-              if (Exit.isSuccess(exit)) return touch(request)
-              const error = Cause.failureOption(exit.cause)
-              if (isNegative !== undefined && Option.isSome(error) && isNegative(error.value)) {
-                negatives.set(request.key, { error: error.value, expiresAt: now() + negativeMillis })
-                return Effect.zipRight(cache.invalidate(request), touch(request))
+            Effect.suspend((): Effect.Effect<void> => {
+              if (started.timer !== undefined) {
+                const timer = started.timer
+                started.timer = undefined
+                return Effect.zipRight(Fiber.interruptFork(timer), cleanUp(request, started, exit))
               }
-              return cache.invalidate(request)
+              return cleanUp(request, started, exit)
             })
           ),
           Effect.interruptible
         )
         return Effect.map(internal.forkNow(run, scope), (fiber) => {
-          const started: Load<A, E> = { fiber, waiters: 1 }
+          started.fiber = fiber
           // a load that completed synchronously has nothing left to join
           if (fiber.unsafePoll() === null) loading.set(request.key, started)
           return started
         })
       })
 
+    // Gives a load up: the next caller starts a fresh one, whatever the old one still does.
+    const abandon = (request: Request<Args>, running: Load<A, E>) =>
+      Effect.suspend(() => {
+        running.abandoned = true
+        if (loading.get(request.key) === running) loading.delete(request.key)
+        return cache.invalidate(request)
+      })
+
+    // Nobody waits for the load any more: it may run until `startedAt + backgroundTimeout`.
+    const bound = (request: Request<Args>, running: Load<A, E>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (running.timer !== undefined || running.fiber === undefined) return Effect.void
+        const fiber = running.fiber
+        const timer = Effect.sleep(Duration.millis(Math.max(0, running.startedAt + backgroundMillis - now()))).pipe(
+          Effect.zipRight(Effect.suspend(() => {
+            if (running.waiters === 0) return abandon(request, running)
+            running.timer = undefined // someone joined since: re-armed when they leave
+            return Effect.void
+          })),
+          Effect.zipRight(Effect.suspend(() => running.abandoned ? Fiber.interruptFork(fiber) : Effect.void))
+        )
+        return Effect.map(internal.forkNow(Effect.interruptible(timer), scope), (timerFiber) => {
+          running.timer = timerFiber
+        })
+      })
+
     // A waiter is done: the last one leaving by interruption abandons the load.
-    const leave = (key: string, running: Load<A, E>, exit: Exit.Exit<unknown, unknown>) =>
+    const leave = (request: Request<Args>, running: Load<A, E>, exit: Exit.Exit<unknown, unknown>) =>
       Effect.suspend(() => {
         running.waiters--
-        if (running.waiters > 0 || !interruptOnAbandon || running.fiber.unsafePoll() !== null) return Effect.void
+        const fiber = running.fiber
+        if (running.waiters > 0 || fiber === undefined || fiber.unsafePoll() !== null) return Effect.void
         if (!(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause))) return Effect.void
-        if (loading.get(key) === running) loading.delete(key)
-        return Fiber.interrupt(running.fiber)
+        return interruptOnAbandon
+          ? Effect.zipRight(abandon(request, running), Fiber.interrupt(fiber))
+          : bound(request, running)
       })
 
     const joinAndServe = (request: Request<Args>, startedAt: number) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(load(request), (running) =>
           Effect.onExit(
-            restore(serve(running.fiber, startedAt)),
-            (exit) => leave(request.key, running, exit)
+            restore(serve(running.fiber!, startedAt)),
+            (exit) => leave(request, running, exit)
           ))
       )
 

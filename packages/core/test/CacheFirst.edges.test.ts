@@ -122,6 +122,30 @@ describe("CacheFirst edges", () => {
       assert.strictEqual((yield* cached.getWithOutcome("a")).status, "hit")
     }))
 
+  it.scoped("a hung load nobody waits for runs at most backgroundTimeout (default 30 s); the next caller loads afresh", () =>
+    Effect.gen(function*() {
+      const upstream = yield* makeUpstream
+      const cached = yield* CacheFirst.make({ name: uniqueName(), timeToLive: "1 hour", lookup: upstream.lookup })
+      yield* Ref.set(upstream.delay, "1 day") // hangs
+      const waiter = yield* Effect.fork(cached.get("a"))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interrupt(waiter)
+      // a caller joining the abandoned load keeps it going; when it leaves, the bound still holds
+      const joiner = yield* Effect.fork(cached.get("a"))
+      yield* TestClock.adjust("28 seconds")
+      yield* Fiber.interrupt(joiner)
+      assert.strictEqual(yield* Ref.get(upstream.interrupted), 0, "29 s: still running")
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* Ref.get(upstream.interrupted), 1, "30 s after it started: interrupted")
+      yield* Ref.set(upstream.delay, Duration.zero)
+      const next = yield* cached.getWithOutcome("a")
+      assert.deepStrictEqual([next.status, next.value], ["miss", "a#2v1"])
+      const error = yield* Effect.flip(
+        CacheFirst.make({ name: "x", timeToLive: "1 hour", backgroundTimeout: 0, lookup: upstream.lookup })
+      )
+      assert.strictEqual(error.option, "backgroundTimeout")
+    }))
+
   it.scoped("negative caching keeps chosen failures for their own timeToLive, counted as negative", () =>
     Effect.gen(function*() {
       const upstream = yield* makeUpstream

@@ -56,6 +56,8 @@ export interface CacheFirstStrategy<Args extends ReadonlyArray<any>, A, E = any>
   readonly persisted?: boolean | undefined
   /** A load whose every waiter was interrupted: finish and cache it (default), or interrupt it. */
   readonly onAbandon?: "complete" | "interrupt" | undefined
+  /** How long a load nobody waits for may run. Default 30 seconds. */
+  readonly backgroundTimeout?: Duration.DurationInput | undefined
   /** Negative caching (off by default): failures for which `when` holds are served for `timeToLive`. */
   readonly negative?: {
     readonly when: (error: E) => boolean

@@ -42,6 +42,7 @@ export const build = <Args extends ReadonlyArray<any>, A, E>(
       timeToLive: strategy.timeToLive,
       capacity: strategy.capacity,
       onAbandon: strategy.onAbandon,
+      backgroundTimeout: strategy.backgroundTimeout,
       negative: strategy.negative,
       traceHits: strategy.traceHits
     })
