@@ -7,9 +7,11 @@
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Hash from "effect/Hash"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
 import type * as Outcome from "./Outcome.js"
 
 const storeHitsKey = MetricKey.counter("stalewise_store_hits", {
@@ -153,7 +155,8 @@ export const makeStoreCounters = (backend: string): StoreCounters => {
 
 /**
  * Calls answered by a strategy, tagged `strategy` (`failover`, `cache-first`,
- * `stale-while-revalidate`) and `status` (an `Outcome.Status`), plus `reason` for failovers.
+ * `stale-while-revalidate`), the cache's `namespace` and `name` (a job's name is its `job` tag)
+ * and `status` (a {@link CountedStatus}), plus `reason` for failovers.
  *
  * @since 0.1.0
  * @category metrics
@@ -209,6 +212,15 @@ export interface Annotations {
   readonly [label: string]: string
 }
 
+/**
+ * The statuses counted in `outcomes`: every `Outcome.Status`, plus `negative` (a failure served
+ * from the negative cache) and `bypass` (a call that skipped the cache, `CacheControl.bypass`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CountedStatus = Outcome.Status | "negative" | "bypass"
+
 const extraLabels = (annotations: Annotations): ReadonlyArray<MetricLabel.MetricLabel> =>
   Object.entries(annotations)
     .filter(([label]) => label !== "strategy")
@@ -232,7 +244,7 @@ const extraLabels = (annotations: Annotations): ReadonlyArray<MetricLabel.Metric
  */
 export const makeOutcomeCounter = (
   annotations: Annotations
-): (status: Outcome.Status, reason?: Outcome.FailoverReason | undefined) => void => {
+): (status: CountedStatus, reason?: Outcome.FailoverReason | undefined) => void => {
   const strategy = MetricLabel.make("strategy", annotations.strategy)
   const extra = extraLabels(annotations)
   const labels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
@@ -255,7 +267,8 @@ export const makeOutcomeCounter = (
 const upstreamLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 
 /**
- * Runs an upstream call in a `stalewise.upstream` span (attributes: every annotation and the key)
+ * Runs an upstream call in a `stalewise.upstream` span (attributes: every annotation as
+ * `stalewise.<label>` and `stalewise.key_digest`)
  * and records its duration in `upstreamDuration{strategy}` when it succeeds.
  *
  * @since 0.1.0
@@ -272,7 +285,7 @@ export const timeUpstream = <A, E, R>(
     upstreamLabels.set(annotations.strategy, labels)
   }
   const tags = labels
-  const attributes: Record<string, unknown> = { "stalewise.key": key }
+  const attributes: Record<string, unknown> = { "stalewise.key_digest": keyDigest(key) }
   for (const [label, value] of Object.entries(annotations)) attributes[`stalewise.${label}`] = value
   return effect.pipe(
     Effect.withSpan("stalewise.upstream", { attributes }),
@@ -283,3 +296,126 @@ export const timeUpstream = <A, E, R>(
     })
   )
 }
+
+/**
+ * A short digest of a cache key for spans and logs: it tells calls of one key apart without
+ * carrying the key's id, which a user `key` function may build from the arguments.
+ *
+ * @since 0.1.0
+ * @category tracing
+ */
+export const keyDigest = (key: string): string => (Hash.string(key) >>> 0).toString(16).padStart(8, "0")
+
+/**
+ * Runs one cached call in a `stalewise.get` span. Attributes: `stalewise.strategy`,
+ * `stalewise.namespace`, `stalewise.name` (and any other annotation, as `stalewise.<label>`),
+ * `stalewise.key_digest` ({@link keyDigest}), and once answered `stalewise.status` (a
+ * {@link CountedStatus}: `status` when given, the outcome's otherwise) and `stalewise.reason` for
+ * failovers. Never values or arguments.
+ *
+ * A strategy decides hits before calling it: hits skip the span unless `traceHits`, because a
+ * span costs a hit more than it costs anything else (see docs/observability.md).
+ *
+ * @example
+ * ```ts
+ * import { CacheMetrics, Outcome } from "@stalewise/core"
+ * import { Effect } from "effect"
+ *
+ * const annotations = { strategy: "my-strategy", namespace: "app", name: "rates" }
+ * const call = CacheMetrics.traceCall(
+ *   annotations,
+ *   "app:rates:EUR",
+ *   Effect.succeed(Outcome.make({ value: 1.08, status: "miss" }))
+ * ) // a stalewise.get span with stalewise.status = "miss"
+ * ```
+ *
+ * @since 0.1.0
+ * @category tracing
+ */
+export const traceCall = <A, E, R>(
+  annotations: Annotations,
+  key: string,
+  effect: Effect.Effect<Outcome.Outcome<A>, E, R>,
+  status?: CountedStatus | undefined
+): Effect.Effect<Outcome.Outcome<A>, E, R> => {
+  const attributes: Record<string, unknown> = { "stalewise.key_digest": keyDigest(key) }
+  for (const [label, value] of Object.entries(annotations)) attributes[`stalewise.${label}`] = value
+  return effect.pipe(
+    Effect.tap((outcome) => annotateStatus(status ?? outcome.status, outcome.reason)),
+    Effect.withSpan("stalewise.get", { attributes })
+  )
+}
+
+/**
+ * Sets `stalewise.status` (and `stalewise.reason`) on the current span, e.g. `negative` before a
+ * cached failure is returned.
+ *
+ * @since 0.1.0
+ * @category tracing
+ */
+export const annotateStatus = (
+  status: CountedStatus,
+  reason?: Outcome.FailoverReason | undefined
+): Effect.Effect<void> =>
+  reason === undefined
+    ? Effect.annotateCurrentSpan("stalewise.status", status)
+    : Effect.annotateCurrentSpan({ "stalewise.status": status, "stalewise.reason": reason })
+
+/**
+ * Counts of `outcomes` by status for the caches matching `filter` (every label given must match;
+ * e.g. `{ name: "rate" }` or `{ strategy: "cache-first", namespace: "users" }`), summed over the
+ * other labels.
+ *
+ * @example
+ * ```ts
+ * import { CacheMetrics } from "@stalewise/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.map(CacheMetrics.outcomeCounts({ name: "rate" }), (counts) => counts["failover"] ?? 0)
+ * ```
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const outcomeCounts = (
+  filter: Readonly<Record<string, string>>
+): Effect.Effect<Readonly<Partial<Record<CountedStatus, number>>>> =>
+  Effect.sync(() => {
+    const counts: Partial<Record<CountedStatus, number>> = {}
+    const wanted = Object.entries(filter)
+    for (const pair of Metric.unsafeSnapshot()) {
+      if (pair.metricKey.name !== "stalewise_outcomes") continue
+      const tags = new Map(pair.metricKey.tags.map((tag) => [tag.key, tag.value]))
+      if (!wanted.every(([key, value]) => tags.get(key) === value)) continue
+      const status = tags.get("status") as CountedStatus | undefined
+      const state = pair.metricState as { readonly count?: unknown }
+      if (status !== undefined && typeof state.count === "number") counts[status] = (counts[status] ?? 0) + state.count
+    }
+    return counts
+  })
+
+/**
+ * The hit ratio of the caches matching `filter` (see {@link outcomeCounts}): calls answered from
+ * the cache (`hit`, `stale`, `failover`, `negative`) over all calls, bypasses excluded; `None`
+ * before the first call.
+ *
+ * @example
+ * ```ts
+ * import { CacheMetrics } from "@stalewise/core"
+ * import { Effect, Option } from "effect"
+ *
+ * const program = Effect.map(
+ *   CacheMetrics.hitRatio({ strategy: "cache-first", name: "countries" }),
+ *   Option.getOrElse(() => 0)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const hitRatio = (filter: Readonly<Record<string, string>>): Effect.Effect<Option.Option<number>> =>
+  Effect.map(outcomeCounts(filter), (counts) => {
+    const fromCache = (counts.hit ?? 0) + (counts.stale ?? 0) + (counts.failover ?? 0) + (counts.negative ?? 0)
+    const total = fromCache + (counts.miss ?? 0) + (counts.empty ?? 0)
+    return total === 0 ? Option.none() : Option.some(fromCache / total)
+  })

@@ -6,7 +6,6 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -17,10 +16,13 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type { CacheEntry } from "./CacheEntry.js"
+import * as CacheControl from "./CacheControl.js"
+import * as CacheEntry from "./CacheEntry.js"
+import * as CacheKey from "./CacheKey.js"
 import type { CacheKeyError } from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
 import { CacheStore, type CacheStoreError, getOrMiss, setOrWarn } from "./CacheStore.js"
+import { preload } from "./internal/preload.js"
 import * as internal from "./internal/strategy.js"
 import * as Outcome from "./Outcome.js"
 import type { PolicyError } from "./PolicyError.js"
@@ -76,7 +78,7 @@ export type FailoverError = CacheKeyError | RequestTimeoutError
  * @category models
  */
 export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
-  /** What is cached: the key's `name`. */
+  /** What is cached: the key's `name`, and the `name` tag of its metrics and spans. */
   readonly name: string
   /** The key's namespace. Default `"failover"`. */
   readonly namespace?: string | undefined
@@ -92,14 +94,28 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
    * `RequestTimeoutError`. Default: wait as long as the upstream takes.
    */
   readonly requestTimeout?: Duration.DurationInput | undefined
-  /** How long a stored value stays available as a fallback. Default 1 day. */
+  /** How long a stored value stays available as a fallback; it is never served later. Default 1 day. */
   readonly timeToLive?: Duration.DurationInput | undefined
   /**
    * What happens to an upstream call that ran past its deadline: `"continue"` (default) lets it
-   * finish in the background, in the strategy's scope, and stores its success; `"interrupt"`
-   * interrupts it.
+   * finish in the background, in the strategy's scope, for at most `backgroundTimeout`, and
+   * stores its success; `"interrupt"` interrupts it.
    */
   readonly onTimeout?: "continue" | "interrupt" | undefined
+  /**
+   * The longest an upstream call may run, from its start, once nobody waits for it any more (a
+   * caller's deadline passed, or every caller left): then it is interrupted and the next caller
+   * starts a fresh call. Default: `requestTimeout` when set, otherwise 30 seconds.
+   */
+  readonly backgroundTimeout?: Duration.DurationInput | undefined
+  /**
+   * What happens to an upstream call when every caller waiting for it was interrupted before
+   * it answered (and none gave up on it at its deadline): `"complete"` (default) lets it finish,
+   * for at most `backgroundTimeout`, and stores its success — it was paid for, and the next
+   * caller fails over to it; `"interrupt"` interrupts it once its last waiter leaves. Waiters
+   * are counted: one leaving never cancels the call the others wait for.
+   */
+  readonly onAbandon?: "complete" | "interrupt" | undefined
   /**
    * Which failures of the upstream fall back to the cached value. Default: every failure of `E`.
    * A failure that does not fall back reaches the caller unchanged.
@@ -117,24 +133,36 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
 
 /**
  * A failover-cached function. Interruption of the upstream never falls back; errors are never
- * stored.
+ * stored. Every call honours `CacheControl.bypass` and `CacheControl.forceRefresh`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Failover<in Args extends ReadonlyArray<any>, out A, out E> {
+export interface Failover<in Args extends ReadonlyArray<any>, in out A, out E> {
   readonly [TypeId]: TypeId
   /** Calls the upstream; on failure or timeout serves the cached value. */
   readonly get: (...args: Args) => Effect.Effect<A, E | FailoverError>
   /** Like `get`, with the outcome: `miss` (fresh from the upstream) or `failover` with its reason and age. */
   readonly getWithOutcome: (...args: Args) => Effect.Effect<Outcome.Outcome<A>, E | FailoverError>
   /** The stored fallback for these arguments, without calling the upstream. */
-  readonly peek: (...args: Args) => Effect.Effect<Option.Option<CacheEntry<A>>, CacheKeyError>
+  readonly peek: (...args: Args) => Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>, CacheKeyError>
   /**
    * Drops the stored fallback for these arguments. A delete the store refuses fails with
    * `CacheStoreError`: the entry may still be there, and the caller is told.
    */
   readonly invalidate: (...args: Args) => Effect.Effect<void, CacheKeyError | CacheStoreError>
+  /** Drops every stored fallback of this function; a refused delete fails with `CacheStoreError`. */
+  readonly invalidateAll: Effect.Effect<void, CacheStoreError>
+  /** Stores `value` as the fallback for `args`, as if the upstream had just answered it. */
+  readonly set: (args: Args, value: A) => Effect.Effect<void, CacheKeyError | CacheStoreError>
+  /**
+   * Asks the upstream for each argument list (at most `concurrency` at once, default 4) and
+   * stores the answers: a warm-up before traffic. Failures are counted and logged, never raised.
+   */
+  readonly preload: (
+    argsList: Iterable<Args>,
+    options?: { readonly concurrency?: number | undefined }
+  ) => Effect.Effect<Outcome.Preloaded>
 }
 
 /**
@@ -147,35 +175,51 @@ export const isFailover = (u: unknown): u is Failover<ReadonlyArray<unknown>, un
 /** One upstream call, shared by the callers of its key while it runs. */
 interface InFlight<A, E> {
   readonly deferred: Deferred.Deferred<A, E>
-  fiber: Fiber.RuntimeFiber<void> | undefined
+  readonly startedAt: number
+  fiber: Fiber.RuntimeFiber<unknown> | undefined
   /** A caller's deadline passed: later callers serve the cached value at once. */
   overdue: boolean
   /** The stored value as the first caller read it; callers joining the call reuse the read. */
-  stored: Option.Option<CacheEntry<A>> | undefined
+  stored: Option.Option<CacheEntry.CacheEntry<A>> | undefined
+  /** Callers waiting for the call (reference count for `onAbandon`). */
+  waiters: number
+  done: boolean
+  /** Interrupts the call at `startedAt + backgroundTimeout`, once armed. */
+  timer: Fiber.RuntimeFiber<unknown> | undefined
+  /** The call was interrupted by its background bound. */
+  cut: boolean
 }
 
 const strategy = "failover"
-const annotations: CacheMetrics.Annotations = { strategy }
+
+/** The default `backgroundTimeout` without a `requestTimeout`. */
+const defaultBackgroundTimeout = Duration.seconds(30)
 
 /**
  * Builds a failover-cached function over `lookup`, storing through the `CacheStore` in context.
- * Fails with `PolicyError` for a non-positive `timeout`, `requestTimeout` or `timeToLive`.
+ * Fails with `PolicyError` for a non-positive `timeout`, `requestTimeout`, `backgroundTimeout`
+ * or `timeToLive`.
  *
  * **Details**
  *
  * - Every call asks the upstream; a success is stored (for `timeToLive`) and returned with
  *   status `miss`.
- * - With a stored value, a failure accepted by `fallbackOn` (default: all of `E`), or no answer
- *   within `timeout`, returns the stored value with status `failover`, reason `error` or
- *   `timeout`, and its age.
+ * - With a stored value younger than `timeToLive`, a failure accepted by `fallbackOn` (default:
+ *   all of `E`), or no answer within `timeout`, returns the stored value with status `failover`,
+ *   reason `error` or `timeout`, and its age. A value past `timeToLive` is never served.
  * - The call that ran past `timeout` finishes in the background (in the scope the strategy was
- *   built in) and its success is stored, unless `onTimeout: "interrupt"`. While it is overdue,
- *   later callers of the same key get the stored value at once instead of waiting again.
+ *   built in) and its success is stored, unless `onTimeout: "interrupt"`; it runs at most
+ *   `backgroundTimeout` from its start, then is interrupted. While it is overdue, later callers
+ *   of the same key get the stored value at once instead of waiting again; once it ends, the next
+ *   caller starts a fresh call.
  * - Without a stored value the caller waits for the upstream, at most `requestTimeout`
  *   (`RequestTimeoutError`).
  * - Identical concurrent calls share one upstream call (`singleFlight`, on by default);
- *   interrupting one caller never cancels the call others wait on.
+ *   interrupting one caller never cancels the call others wait on, and `onAbandon` decides what
+ *   happens when the last one leaves.
  * - A store that fails is treated as empty (logged, counted); the upstream still answers.
+ * - Every call runs in a `stalewise.get` span and is counted in `CacheMetrics.outcomes` with its
+ *   `name` and `namespace`.
  *
  * @example
  * ```ts
@@ -202,72 +246,135 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
     const requestTimeout = options.requestTimeout === undefined
       ? undefined
       : yield* TimePolicy.positiveDuration("requestTimeout", options.requestTimeout)
+    const backgroundTimeout = options.backgroundTimeout === undefined
+      ? requestTimeout ?? defaultBackgroundTimeout
+      : yield* TimePolicy.positiveDuration("backgroundTimeout", options.backgroundTimeout)
+    const backgroundMillis = Duration.toMillis(backgroundTimeout)
     const ttl = options.timeToLive ?? Duration.days(1)
     const policy = yield* TimePolicy.make({ lifetime: ttl, timeToLive: ttl })
     const store = yield* CacheStore
     const scope = yield* Effect.scope
+    const clock = yield* Effect.clock
     const context = yield* Effect.context<R>()
-    const deriveKey = yield* internal.keyDeriver(options.namespace ?? strategy, options.name, options.key)
+    const namespace = options.namespace ?? strategy
+    const deriveKey = yield* internal.keyDeriver(namespace, options.name, options.key)
     const schema = options.schema
     const fallbackOn = options.fallbackOn ?? (() => true)
     const fallbackOnDefect = options.fallbackOnDefect ?? false
     const interruptOnTimeout = options.onTimeout === "interrupt"
+    const interruptOnAbandon = options.onAbandon === "interrupt"
     const singleFlight = options.singleFlight ?? true
+    const annotations: CacheMetrics.Annotations = { strategy, namespace, name: options.name }
     const count = CacheMetrics.makeOutcomeCounter(annotations)
     const inflight = new Map<string, InFlight<A, E>>()
+    const now = () => clock.unsafeCurrentTimeMillis()
 
-    // Starts the upstream call for `key` in the strategy's scope, or joins the one running.
-    // Registration is synchronous, so concurrent callers can never start two calls.
+    // The upstream call and the store write of its success, in the default cache mode.
+    const fetchAndStore = (key: string, args: Args): Effect.Effect<A, E> =>
+      CacheMetrics.timeUpstream(annotations, key, CacheControl.upstream(options.lookup(...args))).pipe(
+        Effect.provide(context),
+        Effect.tap((value) =>
+          Effect.flatMap(TimePolicy.entry(policy, value), (entry) => setOrWarn(store, key, entry, schema, annotations))
+        )
+      )
+
+    const forget = (key: string, call: InFlight<A, E>) => {
+      if (inflight.get(key) === call) inflight.delete(key)
+    }
+
+    // Starts the upstream call for `key` in the strategy's scope, or joins the one running, and
+    // counts the caller as a waiter. Registration is synchronous, so concurrent callers can never
+    // start two calls.
     const join = (key: string, args: Args): Effect.Effect<InFlight<A, E>> =>
       Effect.suspend(() => {
         const running = singleFlight ? inflight.get(key) : undefined
-        if (running !== undefined) return Effect.succeed(running)
+        if (running !== undefined) {
+          running.waiters++
+          return Effect.succeed(running)
+        }
         const call: InFlight<A, E> = {
           deferred: Deferred.unsafeMake(FiberId.none),
+          startedAt: now(),
           fiber: undefined,
           overdue: false,
-          stored: undefined
+          stored: undefined,
+          waiters: 1,
+          done: false,
+          timer: undefined,
+          cut: false
         }
         if (singleFlight) inflight.set(key, call)
-        const run = CacheMetrics.timeUpstream(annotations, key, options.lookup(...args)).pipe(
-          Effect.provide(context),
+        const run = fetchAndStore(key, args).pipe(
           Effect.exit,
           Effect.flatMap((exit) => {
-            if (inflight.get(key) === call) inflight.delete(key)
-            return Effect.zipRight(
-              Deferred.done(call.deferred, exit),
-              Exit.isSuccess(exit)
-                ? Effect.flatMap(
-                  TimePolicy.entry(policy, exit.value),
-                  (entry) => setOrWarn(store, key, entry, schema, annotations)
-                )
-                : Effect.void
-            )
+            forget(key, call)
+            return Deferred.done(call.deferred, exit)
           }),
           Effect.onInterrupt(() =>
             Effect.suspend(() => {
-              if (inflight.get(key) === call) inflight.delete(key)
+              forget(key, call)
               return Deferred.interrupt(call.deferred)
             })
-          )
+          ),
+          Effect.ensuring(Effect.suspend(() => {
+            call.done = true
+            return call.timer === undefined ? Effect.void : Fiber.interruptFork(call.timer)
+          }))
         )
-        return Effect.map(internal.forkNow(run, scope), (fiber) => {
+        // interruptible, although callers join inside an uninterruptible region
+        return Effect.map(internal.forkNow(Effect.interruptible(run), scope), (fiber) => {
           call.fiber = fiber
           return call
         })
       })
 
-    const giveUp = (call: InFlight<A, E>) =>
+    const interruptCall = (key: string, call: InFlight<A, E>) =>
+      Effect.suspend(() => {
+        forget(key, call)
+        return call.fiber === undefined ? Effect.void : Fiber.interruptFork(call.fiber)
+      })
+
+    // Nobody waits for the call any more: it may run until `startedAt + backgroundTimeout`.
+    const bound = (key: string, call: InFlight<A, E>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (call.done || call.timer !== undefined) return Effect.void
+        const timer = Effect.sleep(Duration.millis(Math.max(0, call.startedAt + backgroundMillis - now()))).pipe(
+          Effect.zipRight(Effect.suspend(() => {
+            call.cut = true
+            return interruptCall(key, call)
+          }))
+        )
+        return Effect.map(internal.forkNow(Effect.interruptible(timer), scope), (fiber) => {
+          call.timer = fiber
+        })
+      })
+
+    const giveUp = (key: string, call: InFlight<A, E>) =>
       Effect.suspend(() => {
         call.overdue = true
-        return interruptOnTimeout && call.fiber !== undefined ? Fiber.interruptFork(call.fiber) : Effect.void
+        return interruptOnTimeout ? interruptCall(key, call) : bound(key, call)
+      })
+
+    // A caller is done with the call: the last one leaving by interruption abandons it.
+    const leave = (key: string, call: InFlight<A, E>, exit: Exit.Exit<unknown, unknown>) =>
+      Effect.suspend(() => {
+        call.waiters--
+        if (call.waiters > 0 || call.done || call.overdue) return Effect.void
+        if (!(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause))) return Effect.void
+        // awaited: the last caller leaves once the call is cancelled
+        return interruptOnAbandon
+          ? Effect.suspend(() => {
+            forget(key, call)
+            return call.fiber === undefined ? Effect.void : Fiber.interrupt(call.fiber)
+          })
+          : bound(key, call)
       })
 
     // `waited`: whether this caller waited for the upstream before falling back
-    const failover = (entry: CacheEntry<A>, reason: Outcome.FailoverReason, waited = true) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
+    const failover = (entry: CacheEntry.CacheEntry<A>, reason: Outcome.FailoverReason, waited = true) =>
+      Effect.sync(() => {
         count("failover", reason)
-        return internal.fromEntry(entry, now, "failover", { reason, fetchedSynchronously: waited })
+        return internal.fromEntry(entry, now(), "failover", { reason, fetchedSynchronously: waited })
       })
 
     const fresh = (value: A) => {
@@ -283,17 +390,28 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
           onNone: () => fallbackOnDefect && Cause.isDie(cause)
         })
 
-    const withCached = (key: string, call: InFlight<A, E>, cached: CacheEntry<A>) => {
+    const withCached = (
+      key: string,
+      call: InFlight<A, E>,
+      cached: CacheEntry.CacheEntry<A>
+    ): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> => {
       if (call.overdue) return failover(cached, "timeout", false)
+      // the cached value is a fallback only until it expires
+      const wait = Duration.min(timeout, Duration.millis(Math.max(0, cached.expiresAt - now())))
       return Deferred.await(call.deferred).pipe(
         Effect.exit,
-        Effect.timeout(timeout),
+        Effect.timeout(wait),
         Effect.matchCauseEffect({
-          // the timeout: serve the cached value; the call goes on (or is interrupted)
-          onFailure: () => Effect.zipRight(giveUp(call), failover(cached, "timeout")),
-          onSuccess: (exit): Effect.Effect<Outcome.Outcome<A>, E> =>
+          onFailure: () =>
+            CacheEntry.isExpired(cached, now())
+              ? withoutCached(key, call)
+              // the timeout: serve the cached value; the call goes on (or is interrupted)
+              : Effect.zipRight(giveUp(key, call), failover(cached, "timeout")),
+          onSuccess: (exit): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> =>
             Exit.isSuccess(exit)
               ? Effect.succeed(fresh(exit.value))
+              : CacheEntry.isExpired(cached, now())
+              ? awaited(key, call, exit)
               : call.overdue && Cause.isInterruptedOnly(exit.cause)
               ? failover(cached, "timeout") // interrupted by another caller's deadline
               : falls(exit.cause)
@@ -306,39 +424,94 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       )
     }
 
-    const withoutCached = (key: string, call: InFlight<A, E>) => {
-      const awaited = Effect.map(Deferred.await(call.deferred), fresh)
-      if (requestTimeout === undefined) return awaited
-      return awaited.pipe(
+    // A call cut by its background bound is, for a caller without a fallback, a request timeout.
+    const awaited = (
+      key: string,
+      call: InFlight<A, E>,
+      exit: Exit.Exit<A, E>
+    ): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> =>
+      Exit.isSuccess(exit)
+        ? Effect.succeed(fresh(exit.value))
+        : call.cut && Cause.isInterruptedOnly(exit.cause)
+        ? Effect.fail(new RequestTimeoutError({ key, timeout: Duration.format(backgroundTimeout) }))
+        : Effect.failCause(exit.cause)
+
+    const withoutCached = (
+      key: string,
+      call: InFlight<A, E>
+    ): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> => {
+      const result = Effect.flatMap(Effect.exit(Deferred.await(call.deferred)), (exit) => awaited(key, call, exit))
+      if (requestTimeout === undefined) return result
+      return result.pipe(
         Effect.timeoutFail({
           duration: requestTimeout,
           onTimeout: () => new RequestTimeoutError({ key, timeout: Duration.format(requestTimeout) })
         }),
-        Effect.tapErrorTag("RequestTimeoutError", () => giveUp(call))
+        Effect.tapErrorTag("RequestTimeoutError", () => giveUp(key, call))
       )
     }
 
-    const decide = (key: string, call: InFlight<A, E>, stored: Option.Option<CacheEntry<A>>) =>
-      Option.isNone(stored) ? withoutCached(key, call) : withCached(key, call, stored.value)
+    const decide = (key: string, call: InFlight<A, E>, stored: Option.Option<CacheEntry.CacheEntry<A>>) => {
+      // a read shared with earlier callers may have expired since
+      const at = now()
+      return Option.isSome(stored) && !CacheEntry.isExpired(stored.value, at)
+        ? withCached(key, call, stored.value)
+        : withoutCached(key, call)
+    }
+
+    const shared = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(join(key, args), (call) =>
+          Effect.onExit(
+            restore(
+              // in a stampede, one store read serves every caller of the shared call
+              call.stored !== undefined ? decide(key, call, call.stored) : Effect.flatMap(
+                getOrMiss(store, key, schema, annotations),
+                (stored) => {
+                  call.stored = stored
+                  return decide(key, call, stored)
+                }
+              )
+            ),
+            (exit) => leave(key, call, exit)
+          ))
+      )
+
+    // `forceRefresh`: a call of its own, waited for (at most `requestTimeout`), no fallback
+    const forced = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> => {
+      const fetched = Effect.map(fetchAndStore(key, args), fresh)
+      return requestTimeout === undefined ? fetched : Effect.timeoutFail(fetched, {
+        duration: requestTimeout,
+        onTimeout: () => new RequestTimeoutError({ key, timeout: Duration.format(requestTimeout) })
+      })
+    }
+
+    const bypassed = (args: Args): Effect.Effect<Outcome.Outcome<A>, E> =>
+      Effect.map(Effect.provide(CacheControl.upstream(options.lookup(...args)), context), (value) => {
+        count("bypass")
+        return Outcome.make({ value, status: "miss", fetchedSynchronously: true })
+      })
 
     const getWithOutcome = (...args: Args): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> =>
       Effect.flatMap(deriveKey(args), (key) =>
-        Effect.flatMap(join(key, args), (call) =>
-          // in a stampede, one store read serves every caller of the shared call
-          call.stored !== undefined ? decide(key, call, call.stored) : Effect.flatMap(
-            getOrMiss(store, key, schema, annotations),
-            (stored) => {
-              call.stored = stored
-              return decide(key, call, stored)
-            }
-          )))
+        CacheControl.withCurrentMode((mode) =>
+          mode === "bypass"
+            ? CacheMetrics.traceCall(annotations, key, bypassed(args), "bypass")
+            : CacheMetrics.traceCall(annotations, key, mode === "forceRefresh" ? forced(key, args) : shared(key, args))
+        ))
 
     const failoverFn: Failover<Args, A, E> = {
       [TypeId]: TypeId,
       getWithOutcome,
       get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),
       peek: (...args) => Effect.flatMap(deriveKey(args), (key) => getOrMiss(store, key, schema, annotations)),
-      invalidate: (...args) => Effect.flatMap(deriveKey(args), (key) => store.delete(key))
+      invalidate: (...args) => Effect.flatMap(deriveKey(args), (key) => store.delete(key)),
+      invalidateAll: Effect.asVoid(store.deletePrefix(CacheKey.prefix(namespace, options.name))),
+      set: (args, value) =>
+        Effect.flatMap(deriveKey(args), (key) =>
+          Effect.flatMap(TimePolicy.entry(policy, value), (entry) => store.set(key, entry, schema))),
+      preload: (argsList, preloadOptions) =>
+        preload(strategy, argsList, deriveKey, fetchAndStore, preloadOptions)
     }
     return failoverFn
   })

@@ -82,3 +82,15 @@ export const make = <A>(options: {
  */
 export const isFromCache = <A>(self: Outcome<A>): boolean =>
   self.status === "hit" || self.status === "stale" || self.status === "failover"
+
+/**
+ * What a `preload` did: how many keys were fetched and stored, and how many failed (their
+ * failures are logged with the key's digest, never its arguments).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Preloaded {
+  readonly loaded: number
+  readonly failed: number
+}

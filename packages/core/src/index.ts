@@ -1,4 +1,16 @@
 /**
+ * Per-call cache control: run any cached call — a strategy's `get`, a method of a cached service,
+ * a cached RPC — with `bypass` (skip the cache: ask the upstream, read and store nothing) or
+ * `forceRefresh` (ask the upstream now and store its answer, whatever is cached). The mode is a
+ * `FiberRef`, so it reaches the cache through any number of wrappers without changing a method's
+ * signature, and the upstream call itself runs in the default mode: a cached call made inside a
+ * bypassed lookup is cached as usual.
+ *
+ * @since 0.1.0
+ */
+export * as CacheControl from "./CacheControl.js"
+
+/**
  * A cached value with the timestamps that decide its freshness. Every timestamp is absolute
  * (epoch milliseconds from `Clock`) and measured from one origin, the moment the value was
  * fetched, so a refresh attempt never resets a value's age.
@@ -71,6 +83,13 @@ export * as Diagnostics from "./Diagnostics.js"
  * `"t": 1`), `$` is the format version and `e` is `null` for "never expires" (JSON has no
  * `Infinity`). Backends share it, so every
  * serialising backend stores the same bytes for the same entry.
+ *
+ * **Values JSON cannot say.** `undefined` (the value itself, an array element or an object
+ * property), `NaN`, `±Infinity`, `-0` and the holes of sparse arrays would come back as
+ * something else (or, for an `undefined` value, not at all). The envelope lists them in `p`, as
+ * `[path, kind]` pairs beside the JSON, and decoding puts them back, so every value round-trips
+ * exactly. Values JSON would drop or flatten silently — functions, symbols, `Map`, `Set` — are
+ * refused at write with `CacheStoreError` reason `Encode`: give the strategy a schema for them.
  *
  * @since 0.1.0
  */

@@ -106,6 +106,63 @@ export const suite = <E, R>(
         assert.deepStrictEqual(got.value.nick, value.nick)
       }))
 
+    test("values JSON cannot say round-trip exactly: undefined, null, NaN, ±Infinity, -0, sparse arrays", (store, ns) =>
+      Effect.gen(function*() {
+        const sparse: Array<number | undefined> = [1, undefined]
+        sparse[4] = 5 // holes at 2 and 3, an undefined element at 1
+        const values: ReadonlyArray<unknown> = [
+          undefined,
+          null,
+          NaN,
+          -0,
+          Infinity,
+          -Infinity,
+          sparse,
+          { a: undefined, b: null, c: NaN, d: [-0, undefined], e: { f: undefined } },
+          [undefined],
+          [new Array<number>(2)] // nested, all holes
+        ]
+        for (const [i, value] of values.entries()) {
+          yield* store.set(`${ns}:fn:${i}`, entryAt(value, 0, 1_000, 60_000))
+          const got = yield* store.get(`${ns}:fn:${i}`)
+          assert.isTrue(Option.isSome(got), `value ${i} is stored, not a miss`)
+          assert.deepStrictEqual(Option.getOrThrow(got).value, value, `value ${i}`)
+          if (Array.isArray(value)) {
+            assert.deepStrictEqual(
+              Object.keys(Option.getOrThrow(got).value as object),
+              Object.keys(value),
+              `holes ${i}`
+            )
+          }
+          if (typeof value === "number") {
+            assert.isTrue(Object.is(Option.getOrThrow(got).value, value), `${value}`)
+          }
+        }
+      }))
+
+    test("values JSON cannot say round-trip through their schema", (store, ns) =>
+      Effect.gen(function*() {
+        const cases: ReadonlyArray<readonly [Schema.Schema<any, any>, unknown]> = [
+          [Schema.Undefined, undefined],
+          [Schema.Void, undefined],
+          [Schema.Null, null],
+          [Schema.Number, NaN],
+          [Schema.Number, -0],
+          [Schema.Number, -Infinity],
+          [Schema.UndefinedOr(Schema.String), undefined],
+          [Schema.Struct({ a: Schema.optional(Schema.Number), b: Schema.UndefinedOr(Schema.Number) }), {
+            b: undefined
+          }],
+          [Schema.Array(Schema.UndefinedOr(Schema.Number)), [1, undefined, NaN]]
+        ]
+        for (const [i, [schema, value]] of cases.entries()) {
+          yield* store.set(`${ns}:fn:${i}`, entryAt(value, 0, 1_000, 60_000), schema)
+          const got = yield* store.get(`${ns}:fn:${i}`, schema)
+          assert.isTrue(Option.isSome(got), `value ${i} is stored, not a miss`)
+          assert.deepStrictEqual(Option.getOrThrow(got).value, value, `value ${i}`)
+        }
+      }))
+
     test("an entry expires at expiresAt under TestClock, not a millisecond before", (store, ns) =>
       Effect.gen(function*() {
         yield* store.set(`${ns}:fn:1`, entryAt("v", 0, 500, 1_000))
@@ -253,16 +310,25 @@ export const suite = <E, R>(
             store.set(`${ns}:fn:2`, entryAt(-1, 0, 1_000, 60_000), Schema.Number.pipe(Schema.positive()))
           )
           assert.strictEqual(schemaError.reason, "Encode")
+          // what JSON would drop or flatten silently is refused, never stored as something else
+          for (
+            const [i, value] of [new Map([[1, 2]]), new Set([1]), {
+              f: () =>
+                1
+            }, [Symbol("s")]].entries()
+          ) {
+            const refused = yield* Effect.flip(store.set(`${ns}:fn:x${i}`, entryAt(value, 0, 1_000, 60_000)))
+            assert.strictEqual(refused.reason, "Encode", `value ${i}`)
+            assert.isTrue(Option.isNone(yield* store.get(`${ns}:fn:x${i}`)))
+          }
           assert.isTrue(Option.isNone(yield* store.get(`${ns}:fn:1`)))
           assert.isTrue(Option.isNone(yield* store.get(`${ns}:fn:2`)))
         }))
     } else {
       test("live values are kept as they are (same reference)", (store, ns) =>
         Effect.gen(function*() {
-          const value = {
-            fn: () =>
-              1
-          }
+          // JSON-safe, so a tiered store (memory in front of a serialising one) keeps it too
+          const value = { n: 1, nested: [1, 2] }
           yield* store.set(`${ns}:fn:1`, entryAt(value, 0, 1_000, 60_000))
           assert.strictEqual(Option.getOrThrow(yield* store.get(`${ns}:fn:1`)).value, value)
         }))

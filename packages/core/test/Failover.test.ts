@@ -214,9 +214,22 @@ describe("Failover", () => {
       const error = yield* Fiber.join(fiber)
       assert.strictEqual(error._tag, "RequestTimeoutError")
       assert.include(error.message, "2s")
-      // the call goes on in the background and lands
+      // nobody waits any more and backgroundTimeout defaults to requestTimeout: the call is cut
+      yield* TestClock.adjust("1 hour")
+      assert.strictEqual(yield* Ref.get(upstream.interrupted), 1)
+      assert.isTrue(Option.isNone(yield* failover.peek("a")))
+    }).pipe(memory))
+
+  it.scoped("no stored value: with a longer backgroundTimeout the call that timed out still lands", () =>
+    Effect.gen(function*() {
+      const { failover, upstream } = yield* setup({ requestTimeout: "2 seconds", backgroundTimeout: "2 hours" })
+      yield* upstream.set({ _tag: "succeed", value: "slow", after: "1 hour" })
+      const error = yield* Effect.fork(Effect.flip(failover.get("a")))
+      yield* TestClock.adjust("2 seconds")
+      assert.strictEqual((yield* Fiber.join(error))._tag, "RequestTimeoutError")
       yield* TestClock.adjust("1 hour")
       assert.strictEqual(Option.getOrThrow(yield* failover.peek("a")).value, "slow:a")
+      assert.strictEqual(yield* Ref.get(upstream.interrupted), 0)
     }).pipe(memory))
 
   it.scoped("a non-positive timeout or requestTimeout is a PolicyError", () =>

@@ -37,13 +37,13 @@ export const TypeId: TypeId = internal.TypeId
 export type TypeId = "~@stalewise/refresh/Job"
 
 /**
- * The options of a job besides its `fetch`: its identity, its policy (see
+ * The options of a job besides its `fetch` and what a miss does: its identity, its policy (see
  * `RefreshPolicy.Options`) and how its keys and values are derived and stored.
  *
  * @since 0.1.0
  * @category models
  */
-export interface BaseOptions<Args extends ReadonlyArray<any>, A> extends RefreshPolicy.Options {
+export interface CommonOptions<Args extends ReadonlyArray<any>, A> extends Omit<RefreshPolicy.Options, "fetchOnMiss"> {
   /**
    * The job's name: part of every key, and how refresh requests find the job in the
    * `JobRegistry` (unique there). Non-empty, without `:`.
@@ -51,11 +51,6 @@ export interface BaseOptions<Args extends ReadonlyArray<any>, A> extends Refresh
   readonly name: string
   /** The key namespace (`namespace:name:digest`); `deletePrefix` of it drops it whole. Default `refresh`. */
   readonly namespace?: string | undefined
-  /**
-   * What a miss returns without fetching, when `fetchOnMiss` is false (cacheback `empty()`);
-   * required then. The outcome's status `empty` tells it apart from data.
-   */
-  readonly empty?: LazyArg<NoInfer<A>> | undefined
   /**
    * The key's id, replacing the digest of the arguments (cacheback `key()`); two different ids
    * never collide. Exclusive with `prepareArgs`.
@@ -82,12 +77,47 @@ export interface BaseOptions<Args extends ReadonlyArray<any>, A> extends Refresh
 }
 
 /**
+ * What a miss does: fetch synchronously (`fetchOnMiss`, default true), or return `empty()` with
+ * status `empty` and request a refresh. `empty` may have its own type — the job's value becomes
+ * `A | Empty` — and it is required, by the type, whenever `fetchOnMiss` may be false.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MissOptions<Empty> =
+  | {
+    /** Fetch synchronously on a miss (cacheback `fetch_on_miss`). Default true. */
+    readonly fetchOnMiss?: true | undefined
+    /** What a miss returns without fetching (cacheback `empty()`); unused while `fetchOnMiss` is true. */
+    readonly empty?: LazyArg<Empty> | undefined
+  }
+  | {
+    /** Fetch synchronously on a miss (cacheback `fetch_on_miss`). */
+    readonly fetchOnMiss: boolean
+    /**
+     * What a miss returns without fetching (cacheback `empty()`); the outcome's status `empty`
+     * tells it apart from data.
+     */
+    readonly empty: LazyArg<Empty>
+  }
+
+/**
+ * The options of a job besides its `fetch`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BaseOptions<Args extends ReadonlyArray<any>, A, Empty = never> =
+  & CommonOptions<Args, A>
+  & MissOptions<Empty>
+
+/**
  * The options of a job.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Options<Args extends ReadonlyArray<any>, A, E, R> extends BaseOptions<Args, A> {
+export type Options<Args extends ReadonlyArray<any>, A, E, R, Empty = never> = BaseOptions<Args, A, Empty> & {
   /** Fetches the value from the upstream (cacheback `fetch`); its error `E` passes through unchanged. */
   readonly fetch: (...args: Args) => Effect.Effect<A, E, R>
 }
@@ -96,7 +126,9 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R> extends BaseO
  * A stale-while-revalidate job. Every method derives the key from the arguments first and fails
  * with `CacheKeyError` for arguments that cannot be keyed, before any I/O.
  *
- * Reads (`get`, `getWithOutcome`, `refresh`, `refreshInBackground`) degrade store failures:
+ * Reads honour `CacheControl.bypass` (fetch, read and store nothing) and
+ * `CacheControl.forceRefresh` (as `refresh`). Reads (`get`, `getWithOutcome`, `refresh`,
+ * `refreshInBackground`) degrade store failures:
  * they are logged (and counted by the store) and the upstream answers. The explicit store
  * operations (`invalidate`, `delete`, `peek`, `set`, `clear`) report them as `CacheStoreError`.
  *
@@ -187,9 +219,9 @@ export type Requirements = CacheStore.CacheStore | RefreshQueue.RefreshQueue | J
  * @since 0.1.0
  * @category constructors
  */
-export const make: <Args extends ReadonlyArray<any>, A, E = never, R = never>(
-  options: Options<Args, A, E, R>
-) => Effect.Effect<Job<Args, A, E>, PolicyError.PolicyError, R | Requirements> = internal.make
+export const make: <Args extends ReadonlyArray<any>, A, E = never, R = never, Empty = never>(
+  options: Options<Args, A, E, R, Empty>
+) => Effect.Effect<Job<Args, A | Empty, E>, PolicyError.PolicyError, R | Requirements> = internal.make
 
 /**
  * A cached function: call it as the original, with the job attached for the rest.
@@ -230,10 +262,10 @@ export interface Cached<in out Args extends ReadonlyArray<any>, in out A, in out
  * @since 0.1.0
  * @category constructors
  */
-export const cached: <Args extends ReadonlyArray<any>, A, E = never, R = never>(
+export const cached: <Args extends ReadonlyArray<any>, A, E = never, R = never, Empty = never>(
   fetch: (...args: Args) => Effect.Effect<A, E, R>,
-  options: BaseOptions<Args, A>
-) => Effect.Effect<Cached<Args, A, E>, PolicyError.PolicyError, R | Requirements> = internal.cached
+  options: BaseOptions<Args, A, Empty>
+) => Effect.Effect<Cached<Args, A | Empty, E>, PolicyError.PolicyError, R | Requirements> = internal.cached
 
 /**
  * @since 0.1.0

@@ -645,14 +645,14 @@ describe("Job: failures", () => {
         const keyed = yield* Job.make({
           name: unique(),
           fetch: (_: number) => Effect.sync(() => ++calls),
-          key: (): string => {
+          key: (_: number): string => {
             throw new Error("SECRET")
           }
         })
         const prepared = yield* Job.make({
           name: unique(),
           fetch: (_: number) => Effect.sync(() => ++calls),
-          prepareArgs: () => {
+          prepareArgs: (_: number) => {
             throw new Error("SECRET")
           }
         })
@@ -931,7 +931,15 @@ describe("Job: definition", () => {
   const define = (options: Partial<Job.Options<[string], string, never, never>>) =>
     withEnv(
       FibersEnv,
-      Effect.flip(Job.make({ name: unique(), fetch: (id: string) => Effect.succeed(id), ...options }))
+      // the options are checked at run time too (a `fetchOnMiss` read from configuration, plain JS callers)
+      Effect.flip(
+        Job.make({ name: unique(), fetch: (id: string) => Effect.succeed(id), ...options } as Job.Options<
+          [string],
+          string,
+          never,
+          never
+        >)
+      )
     )
 
   it.effect("invalid combinations fail at definition with a typed PolicyError", () =>

@@ -16,7 +16,8 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { wrap } from "./internal/wrap.js"
+import type * as CachedService from "./CachedService.js"
+import { handleOf, uncachedHandle, wrap } from "./internal/wrap.js"
 import * as MethodKey from "./MethodKey.js"
 import type * as Strategy from "./Strategy.js"
 
@@ -105,10 +106,76 @@ export const make = <Rpcs extends Rpc.Any>(
   RpcClient.RpcClient<Rpcs, RpcClientError>,
   PolicyError.PolicyError,
   RpcClient.Protocol | Rpc.MiddlewareClient<Rpcs> | CacheStore.CacheStore | Scope.Scope
+> => Effect.map(makeWithHandles(group, spec, options), ({ client }) => client)
+
+/**
+ * One handle per RPC of a group that is not streaming, by tag; see `CachedService.MethodHandle`.
+ * Its arguments are the RPC's payload.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handles<Rpcs extends Rpc.Any> = {
+  readonly [
+    Current in Rpcs as Rpc.SuccessSchema<Current> extends RpcSchema.Stream<any, any> ? never : Current["_tag"]
+  ]: CachedService.MethodHandle<readonly [Rpc.Payload<Current>], Rpc.Success<Current>>
+}
+
+/**
+ * Like {@link make}, with a handle on each RPC's cache beside the client: `peek`, `set`,
+ * `invalidate` and `invalidateAll` by payload, e.g. after a mutation RPC changed what a cached
+ * query returns. RPCs that are not cached have handles that do nothing.
+ *
+ * @example
+ * ```ts
+ * import { Rpc, RpcClient, RpcGroup, RpcSerialization } from "@effect/rpc"
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { CacheStore } from "@stalewise/core"
+ * import { CachedRpcClient, Strategy } from "@stalewise/rpc"
+ * import { Effect, Layer, Schema } from "effect"
+ *
+ * class Users extends RpcGroup.make(
+ *   Rpc.make("GetUser", { payload: { id: Schema.Number }, success: Schema.Struct({ name: Schema.String }) }),
+ *   Rpc.make("RenameUser", { payload: { id: Schema.Number, name: Schema.String } })
+ * ) {}
+ *
+ * const program = Effect.gen(function*() {
+ *   const { client, handles } = yield* CachedRpcClient.makeWithHandles(Users, {
+ *     GetUser: Strategy.cacheFirst({ timeToLive: "5 minutes" })
+ *   })
+ *   yield* client.RenameUser({ id: 1, name: "Grace" })
+ *   yield* handles.GetUser.invalidate({ id: 1 }) // the next GetUser asks the server
+ *   return yield* client.GetUser({ id: 1 })
+ * }).pipe(
+ *   Effect.scoped,
+ *   Effect.provide(CacheStore.layerMemory),
+ *   Effect.provide(
+ *     RpcClient.layerProtocolHttp({ url: "http://127.0.0.1:3000/rpc" }).pipe(
+ *       Layer.provide([FetchHttpClient.layer, RpcSerialization.layerNdjson])
+ *     )
+ *   )
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWithHandles = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  spec: Spec<Rpcs>,
+  options: Options = {}
+): Effect.Effect<
+  { readonly client: RpcClient.RpcClient<Rpcs, RpcClientError>; readonly handles: Handles<Rpcs> },
+  PolicyError.PolicyError,
+  RpcClient.Protocol | Rpc.MiddlewareClient<Rpcs> | CacheStore.CacheStore | Scope.Scope
 > =>
   Effect.gen(function*() {
     const client = yield* RpcClient.make(group, { spanPrefix: options.spanPrefix })
     const namespace = MethodKey.namespaceOf(options.namespace ?? "rpc")
+    const handles: Record<string, CachedService.MethodHandle<ReadonlyArray<unknown>, unknown>> = {}
+    for (const [tag, rpc] of group.requests as unknown as ReadonlyMap<string, Rpc.AnyWithProps>) {
+      if (!RpcSchema.isStreamSchema(rpc.successSchema)) handles[tag] = uncachedHandle
+    }
     for (
       const [tag, strategy] of Object.entries(spec) as Array<[string, Strategy.Strategy<any, any, any> | undefined]>
     ) {
@@ -129,8 +196,15 @@ export const make = <Rpcs extends Rpc.Any>(
       const call = target[method] as (payload: unknown, options?: unknown) => Effect.Effect<unknown, unknown>
       const encodePayload = Schema.encodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown>)
       const userKey = strategy.key as ((payload: unknown) => string) | undefined
+      // the key id of a payload: the user's, or the digest of the payload as its schema encodes it
+      const idOf = (payload: unknown): Either.Either<string, CacheKey.CacheKeyError | undefined> => {
+        if (userKey !== undefined) return CacheKey.attempt(() => userKey(payload))
+        const encoded = encodePayload(payload)
+        const canonical = Either.isRight(encoded) ? CacheKey.encode(encoded.right) : Either.left(undefined)
+        return Either.map(canonical, CacheKey.digest)
+      }
       // the strategy sees (payload, key id, options): the key id is computed before the call
-      const cached = yield* wrap(
+      const wrapped = yield* wrap(
         namespace,
         tag,
         (payload, _id, callOptions) => call(payload, callOptions),
@@ -141,21 +215,26 @@ export const make = <Rpcs extends Rpc.Any>(
         },
         options.onOutcome
       )
-      // the key is derived when the call runs; a `key` that throws is a CacheKeyError, which
-      // `wrap` turns into an uncached call
+      // the key is derived when the call runs
       target[method] = (payload: unknown, callOptions?: unknown) =>
         Effect.suspend(() => {
-          if (userKey !== undefined) {
-            const id = CacheKey.attempt(() => userKey(payload))
-            return cached(payload, Either.isRight(id) ? id.right : undefined, callOptions)
-          }
-          const encoded = encodePayload(payload)
-          const canonical = Either.isRight(encoded) ? CacheKey.encode(encoded.right) : Either.left(undefined)
+          const id = idOf(payload)
+          if (Either.isRight(id)) return wrapped.call(payload, id.right, callOptions)
+          // a `key` that throws: the strategy reports a CacheKeyError, which `wrap` turns into an
+          // uncached call
+          if (id.left !== undefined) return wrapped.call(payload, undefined, callOptions)
           // a payload that does not encode cannot be sent either: let the client report it
-          return Either.isRight(canonical)
-            ? cached(payload, CacheKey.digest(canonical.right), callOptions)
-            : call(payload, callOptions)
+          return call(payload, callOptions)
         })
+      handles[tag] = handleOf(wrapped.cache, ([payload]) =>
+        Either.match(idOf(payload), {
+          onRight: (id) => Effect.succeed([payload, id, undefined]),
+          onLeft: (error) =>
+            Effect.fail(
+              error ??
+                new CacheKey.CacheKeyError({ reason: "Unkeyable", path: "$[0]", found: "a payload its schema rejects" })
+            )
+        }))
     }
-    return client
+    return { client, handles: handles as unknown as Handles<Rpcs> }
   })

@@ -33,6 +33,10 @@ export interface FailoverStrategy<Args extends ReadonlyArray<any>, A, E> extends
   readonly timeout: Duration.DurationInput
   readonly timeToLive?: Duration.DurationInput | undefined
   readonly onTimeout?: "continue" | "interrupt" | undefined
+  /** How long a late call may run once nobody waits for it. Default 30 seconds. */
+  readonly backgroundTimeout?: Duration.DurationInput | undefined
+  /** A call whose every waiter was interrupted: finish and store it (default), or interrupt it. */
+  readonly onAbandon?: "complete" | "interrupt" | undefined
   readonly fallbackOn?: ((error: E) => boolean) | undefined
   readonly fallbackOnDefect?: boolean | undefined
   readonly singleFlight?: boolean | undefined
@@ -45,11 +49,22 @@ export interface FailoverStrategy<Args extends ReadonlyArray<any>, A, E> extends
  * @since 0.1.0
  * @category models
  */
-export interface CacheFirstStrategy<Args extends ReadonlyArray<any>, A> extends CommonOptions<Args, A> {
+export interface CacheFirstStrategy<Args extends ReadonlyArray<any>, A, E = any> extends CommonOptions<Args, A> {
   readonly _tag: "CacheFirst"
   readonly timeToLive: Duration.DurationInput
   readonly capacity?: number | undefined
   readonly persisted?: boolean | undefined
+  /** A load whose every waiter was interrupted: finish and cache it (default), or interrupt it. */
+  readonly onAbandon?: "complete" | "interrupt" | undefined
+  /** How long a load nobody waits for may run. Default 30 seconds. */
+  readonly backgroundTimeout?: Duration.DurationInput | undefined
+  /** Negative caching (off by default): failures for which `when` holds are served for `timeToLive`. */
+  readonly negative?: {
+    readonly when: (error: E) => boolean
+    readonly timeToLive: Duration.DurationInput
+  } | undefined
+  /** Whether hits run in a `stalewise.get` span too. Default false. */
+  readonly traceHits?: boolean | undefined
 }
 
 /**
@@ -58,7 +73,9 @@ export interface CacheFirstStrategy<Args extends ReadonlyArray<any>, A> extends 
  * @since 0.1.0
  * @category models
  */
-export type Strategy<Args extends ReadonlyArray<any>, A, E> = FailoverStrategy<Args, A, E> | CacheFirstStrategy<Args, A>
+export type Strategy<Args extends ReadonlyArray<any>, A, E> =
+  | FailoverStrategy<Args, A, E>
+  | CacheFirstStrategy<Args, A, E>
 
 /**
  * Failover:  always ask, serve the last good value on failure or after `timeout`.
@@ -76,6 +93,6 @@ export const failover = <Args extends ReadonlyArray<any> = any, A = any, E = any
  * @since 0.1.0
  * @category constructors
  */
-export const cacheFirst = <Args extends ReadonlyArray<any> = any, A = any>(
-  options: Omit<CacheFirstStrategy<Args, A>, "_tag">
-): CacheFirstStrategy<Args, A> => ({ ...options, _tag: "CacheFirst" })
+export const cacheFirst = <Args extends ReadonlyArray<any> = any, A = any, E = any>(
+  options: Omit<CacheFirstStrategy<Args, A, E>, "_tag">
+): CacheFirstStrategy<Args, A, E> => ({ ...options, _tag: "CacheFirst" })

@@ -27,7 +27,8 @@ export * as CachedRpcClient from "./CachedRpcClient.js"
  * Cached Effect services: a layer that takes a service tag whose methods return Effects and
  * provides the **same tag** with the methods you choose cached by the strategy you choose
  * (failover or cache-first); the other members pass through untouched. Compose it in front of
- * the real implementation with `Layer.provide`.
+ * the real implementation with `Layer.provide`. The same layer provides {@link Handles} for the
+ * tag: a handle on each method's cache (`peek`, `set`, `invalidate`, `invalidateAll`).
  *
  * @since 0.1.0
  */

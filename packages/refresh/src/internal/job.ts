@@ -1,5 +1,14 @@
 /** @internal */
-import { CacheEntry, CacheKey, CacheMetrics, CacheStore, Diagnostics, Outcome, PolicyError } from "@stalewise/core"
+import {
+  CacheControl,
+  CacheEntry,
+  CacheKey,
+  CacheMetrics,
+  CacheStore,
+  Diagnostics,
+  Outcome,
+  PolicyError
+} from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -56,8 +65,14 @@ const describe = (cause: Cause.Cause<unknown>): string =>
   })
 
 /** @internal */
-export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
-  options: Job.Options<Args, A, E, R>
+export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never, Empty = never>(
+  options: Job.Options<Args, A, E, R, Empty>
+): Effect.Effect<Job.Job<Args, A | Empty, E>, PolicyError.PolicyError, R | Job.Requirements> =>
+  // the value type of the job is `A | Empty`; `empty` is just one more value it can return
+  makeJob(options as unknown as Job.Options<Args, A | Empty, E, R, A | Empty>)
+
+const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
+  options: Job.Options<Args, A, E, R, A>
 ): Effect.Effect<Job.Job<Args, A, E>, PolicyError.PolicyError, R | Job.Requirements> =>
   Effect.gen(function*() {
     const policy = yield* RefreshPolicy.make(options)
@@ -167,7 +182,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     // --- Fetching: one fetch per key at a time, in the job's scope -------------------------------
 
     const fetchValue = (key: string, args: Args): Effect.Effect<A, E | JobError> => {
-      const fetched = Effect.provide(options.fetch(...args), context)
+      const fetched = Effect.provide(CacheControl.upstream(options.fetch(...args)), context)
       return CacheMetrics.timeUpstream(
         annotations,
         key,
@@ -542,7 +557,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
     ): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
       Effect.flatMap(Effect.exit(fetchShared(key, args, "refresh")), (exit) => {
         if (Exit.isSuccess(exit)) return Effect.succeed(fetched(exit.value))
-        if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause)) return Effect.failCause(exit.cause)
+        // the stale value is a fallback only until it expires, also while the refresh ran
+        if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause) || now() >= entry.expiresAt) {
+          return Effect.failCause(exit.cause)
+        }
         return Effect.succeed(served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error"))
       })
 
@@ -556,24 +574,30 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         syncRefreshAfterMillis !== undefined && at - entry.createdAt >= syncRefreshAfterMillis &&
         !(policy.staleIfError && backingOff(key, at))
       ) {
-        return syncRefresh(key, args, entry)
+        return CacheMetrics.traceCall(annotations, key, syncRefresh(key, args, entry))
       }
       // the common case under load: a refresh is already on its way, serve at once
       if (needNoRequest(key, at, false, entry)) {
         metrics.countRefresh(name, "skipped")
         return Effect.succeed(served(entry, at, "stale"))
       }
-      return Effect.map(requestRefresh(key, args, { force: false, seen: entry }), (requested) => {
-        if (requested._tag !== "RanSynchronously") return served(entry, at, "stale")
-        // The queue was full and its fallback is to refresh in the caller: the call waited, so it
-        // answers with what it got, or with the stale value if the refresh failed.
-        const exit = requested.exit
-        return Exit.isSuccess(exit)
-          ? fetched(exit.value)
-          : Cause.isInterruptedOnly(exit.cause)
-          ? served(entry, at, "stale")
-          : served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error")
-      })
+      return Effect.flatMap(
+        requestRefresh(key, args, { force: false, seen: entry }),
+        (requested): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
+          if (requested._tag !== "RanSynchronously") return Effect.succeed(served(entry, at, "stale"))
+          // The queue was full and its fallback is to refresh in the caller: the call waited, so it
+          // answers with what it got, or with the stale value if the refresh failed (and it has not
+          // expired meanwhile).
+          const exit = requested.exit
+          return Exit.isSuccess(exit)
+            ? Effect.succeed(fetched(exit.value))
+            : Cause.isInterruptedOnly(exit.cause)
+            ? Effect.succeed(served(entry, at, "stale"))
+            : now() >= entry.expiresAt
+            ? Effect.failCause(exit.cause)
+            : Effect.succeed(served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error"))
+        }
+      )
     }
 
     const onMiss = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
@@ -590,12 +614,37 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
         if (Option.isSome(cached)) {
           const entry = cached.value
           if (at < entry.staleAt) return Effect.succeed(served(entry, at, "hit"))
+          // hits and stale reads served at once are not traced (a span would cost them several
+          // times their time); reads that wait for the upstream are
           if (at < entry.expiresAt) return onStale(key, args, entry, at)
         }
-        return onMiss(key, args)
+        return CacheMetrics.traceCall(annotations, key, onMiss(key, args))
       })
 
-    const getWithOutcome = (...args: Args) => Effect.flatMap(keyOf(args), (key) => outcomeOf(key, args))
+    const getWithOutcome = (...args: Args) =>
+      Effect.flatMap(keyOf(args), (key) =>
+        CacheControl.withCurrentMode((mode) => {
+          switch (mode) {
+            case "default":
+              return outcomeOf(key, args)
+            case "bypass":
+              return CacheMetrics.traceCall(
+                annotations,
+                key,
+                Effect.map(fetchValue(key, args), (value) => {
+                  countOutcome("bypass")
+                  return Outcome.make({ value, status: "miss", fetchedSynchronously: true })
+                }),
+                "bypass"
+              )
+            case "forceRefresh":
+              return CacheMetrics.traceCall(
+                annotations,
+                key,
+                Effect.zipRight(awaitRunning(key), Effect.map(fetchShared(key, args, "refresh"), fetched))
+              )
+          }
+        }))
 
     const job: Job.Job<Args, A, E> = {
       [TypeId]: TypeId,
@@ -647,11 +696,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
   })
 
 /** @internal */
-export const cached = <Args extends ReadonlyArray<any>, A, E = never, R = never>(
+export const cached = <Args extends ReadonlyArray<any>, A, E = never, R = never, Empty = never>(
   fetch: (...args: Args) => Effect.Effect<A, E, R>,
-  options: Job.BaseOptions<Args, A>
-): Effect.Effect<Job.Cached<Args, A, E>, PolicyError.PolicyError, R | Job.Requirements> =>
+  options: Job.BaseOptions<Args, A, Empty>
+): Effect.Effect<Job.Cached<Args, A | Empty, E>, PolicyError.PolicyError, R | Job.Requirements> =>
   Effect.map(
-    make<Args, A, E, R>({ ...options, fetch }),
+    make<Args, A, E, R, Empty>({ ...options, fetch }),
     (job) => Object.assign((...args: Args) => job.get(...args), { job })
   )

@@ -14,7 +14,7 @@ export const single = <Args extends ReadonlyArray<any>, Row, I, E = never, R = n
 ): Effect.Effect<Job.Job<Args, Option.Option<Row>, E | ParseError>, PolicyError.PolicyError, R | Job.Requirements> => {
   const { empty, query, row, ...rest } = options
   const decode = Schema.decodeUnknown(row)
-  return internalJob.make<Args, Option.Option<Row>, E | ParseError, R>({
+  return internalJob.make<Args, Option.Option<Row>, E | ParseError, R, Option.Option<Row>>({
     ...rest,
     schema: Schema.Option(row),
     empty: empty ?? Option.none,
@@ -30,7 +30,7 @@ export const many = <Args extends ReadonlyArray<any>, Row, I, E = never, R = nev
   const { empty, query, row, ...rest } = options
   const schema = Schema.Array(row)
   const decode = Schema.decodeUnknown(schema)
-  return internalJob.make<Args, ReadonlyArray<Row>, E | ParseError, R>({
+  return internalJob.make<Args, ReadonlyArray<Row>, E | ParseError, R, ReadonlyArray<Row>>({
     ...rest,
     schema,
     empty: empty ?? (() => []),

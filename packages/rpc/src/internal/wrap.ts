@@ -11,6 +11,7 @@ import {
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import type { MethodHandle } from "../CachedService.js"
 import type * as Strategy from "../Strategy.js"
 
 /**
@@ -38,13 +39,21 @@ export const build = <Args extends ReadonlyArray<any>, A, E>(
       timeout: strategy.timeout,
       timeToLive: strategy.timeToLive,
       onTimeout: strategy.onTimeout,
+      backgroundTimeout: strategy.backgroundTimeout,
+      onAbandon: strategy.onAbandon,
       fallbackOn: strategy.fallbackOn,
       fallbackOnDefect: strategy.fallbackOnDefect,
       singleFlight: strategy.singleFlight
     })
-    : strategy.persisted === true
-    ? CacheFirst.makePersisted({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
-    : CacheFirst.make({ ...common, timeToLive: strategy.timeToLive, capacity: strategy.capacity })
+    : (strategy.persisted === true ? CacheFirst.makePersisted : CacheFirst.make)({
+      ...common,
+      timeToLive: strategy.timeToLive,
+      capacity: strategy.capacity,
+      onAbandon: strategy.onAbandon,
+      backgroundTimeout: strategy.backgroundTimeout,
+      negative: strategy.negative,
+      traceHits: strategy.traceHits
+    })
 
 /**
  * @internal
@@ -59,7 +68,16 @@ export const wrap = (
   strategy: Strategy.Strategy<ReadonlyArray<unknown>, unknown, unknown>,
   onOutcome?: ((name: string, outcome: Outcome.Outcome<unknown>) => Effect.Effect<void>) | undefined
 ): Effect.Effect<
-  (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>,
+  {
+    readonly call: (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>
+    readonly cache:
+      | Failover.Failover<ReadonlyArray<unknown>, unknown, unknown>
+      | CacheFirst.CacheFirst<
+        ReadonlyArray<unknown>,
+        unknown,
+        unknown
+      >
+  },
   PolicyError.PolicyError,
   CacheStore.CacheStore | Scope.Scope
 > =>
@@ -69,7 +87,7 @@ export const wrap = (
       strategy
     )
     const warnings = Diagnostics.makeWarnings()
-    return (...args: ReadonlyArray<unknown>) =>
+    const call = (...args: ReadonlyArray<unknown>) =>
       cached.getWithOutcome(...args).pipe(
         Effect.flatMap((outcome) =>
           onOutcome === undefined ? Effect.succeed(outcome.value) : Effect.as(onOutcome(name, outcome), outcome.value)
@@ -87,4 +105,42 @@ export const wrap = (
             )
         )
       )
+    return { call, cache: cached }
   })
+
+/**
+ * The handle of a method that is not cached: nothing to peek, drop or set.
+ *
+ * @internal
+ */
+export const uncachedHandle: MethodHandle<ReadonlyArray<unknown>, unknown> = {
+  cached: false,
+  peek: () => Effect.succeedNone,
+  set: () => Effect.void,
+  invalidate: () => Effect.void,
+  invalidateAll: Effect.void
+}
+
+/**
+ * The handle on a cached method's strategy; `toArgs` maps the handle's arguments to the
+ * strategy's (an RPC's strategy also takes the key id computed from the payload).
+ *
+ * @internal
+ */
+export const handleOf = (
+  cache:
+    | Failover.Failover<ReadonlyArray<unknown>, unknown, unknown>
+    | CacheFirst.CacheFirst<
+      ReadonlyArray<unknown>,
+      unknown,
+      unknown
+    >,
+  toArgs: (args: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, CacheKey.CacheKeyError> = Effect
+    .succeed
+): MethodHandle<ReadonlyArray<unknown>, unknown> => ({
+  cached: true,
+  peek: (...args) => Effect.flatMap(toArgs(args), (strategyArgs) => cache.peek(...strategyArgs)),
+  set: (args, value) => Effect.flatMap(toArgs(args), (strategyArgs) => cache.set(strategyArgs, value)),
+  invalidate: (...args) => Effect.flatMap(toArgs(args), (strategyArgs) => cache.invalidate(...strategyArgs)),
+  invalidateAll: cache.invalidateAll
+})
