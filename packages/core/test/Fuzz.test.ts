@@ -163,6 +163,25 @@ describe("fuzz: every store's decode path", () => {
     }
   )
 
+  it("EntryCodec.decode: patches that do not fit the value are a miss, never a write through a prototype", () => {
+    const envelope = (v: unknown, p: unknown) => JSON.stringify({ $: 1, v, c: 0, s: 1, e: null, p })
+    for (
+      const text of [
+        envelope({}, [[["__proto__", "polluted"], "u"]]),
+        envelope({}, [[["__proto__"], "n"]]),
+        envelope({ a: 1 }, [[["missing", "deeper"], "n"]]),
+        envelope(1, [[["a"], "u"]]),
+        envelope([1], [[[0, 0], "h"]])
+      ]
+    ) {
+      assert.isTrue(Option.isNone(EntryCodec.decode(text, undefined)), text)
+    }
+    assert.isFalse("polluted" in {})
+    // a patch that fits is applied
+    const fitting = EntryCodec.decode(envelope({ a: null }, [[["a"], "n"]]), undefined)
+    assert.isTrue(Option.isSome(fitting) && Number.isNaN((fitting.value.value as { a: number }).a))
+  })
+
   it.effect.prop(
     "memory: any value is stored and read without a defect",
     [hostile],
