@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheMetrics, CacheStore } from "@stalewise/core"
 import type { Layer } from "effect"
-import { Effect, Fiber, Metric, Option, Schema, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Metric, Option, Schema, TestClock } from "effect"
 
 /**
  * What a backend supports beyond the common contract.
@@ -275,11 +275,18 @@ export const suite = <E, R>(
       Effect.gen(function*() {
         const key = `${ns}:fn:1`
         const gate = yield* Effect.makeLatch(false)
-        const holder = yield* CacheStore.withLease(key, "1 minute", gate.await.pipe(Effect.as("ran"))).pipe(
+        // The holder holds the lease before the other caller tries: a store on real I/O (the file
+        // system) may take longer than a few yields to acquire it.
+        const holding = yield* Deferred.make<void>()
+        const holder = yield* CacheStore.withLease(
+          key,
+          "1 minute",
+          Deferred.succeed(holding, undefined).pipe(Effect.zipRight(gate.await), Effect.as("ran"))
+        ).pipe(
           Effect.provideService(CacheStore.CacheStore, store),
           Effect.fork
         )
-        yield* Effect.yieldNow().pipe(Effect.repeatN(20))
+        yield* Deferred.await(holding)
         const loser = yield* CacheStore.withLease(key, "1 minute", Effect.succeed("ran")).pipe(
           Effect.provideService(CacheStore.CacheStore, store)
         )

@@ -101,7 +101,11 @@ export interface WorkerOptions extends QueueOptions {
   readonly stalledInterval?: Duration.DurationInput | undefined
   /** How many times one job may be recovered from a dead worker before it fails. Default 1. */
   readonly maxStalledCount?: number | undefined
-  /** How long building the layer may take to reach Redis. Default 10 seconds. */
+  /**
+   * How long building the layer may take to reach Redis, and how long a job waits for the
+   * `RedisClient`'s connection (the one its refresh reads and writes the cache through) when it
+   * is down, e.g. still reconnecting after an outage. Default 10 seconds.
+   */
   readonly connectTimeout?: Duration.DurationInput | undefined
   /**
    * When the layer is released: how long to wait for running refreshes to finish before they are
@@ -198,9 +202,13 @@ export const layer = (
  * Starts a BullMQ worker in the scope, on two connections of its own made with the options of
  * the `RedisClient` in context (BullMQ's worker connections wait through outages: offline queue
  * on, `maxRetriesPerRequest: null`). Each job is decoded as a `RefreshRequest` and run with
- * `JobRegistry.run` in this scope's runtime:
+ * `JobRegistry.run` in this scope's runtime, once the `RedisClient`'s own connection is ready
+ * (after an outage BullMQ's connections may be back before it: a refresh run then would fetch
+ * and lose its value, as the store's writes fail fast while its connection is down):
  *
  * - `succeeded`, `skipped`: the job completes;
+ * - the `RedisClient` not ready within `connectTimeout`: the job fails without running and BullMQ
+ *   retries it with its back-off;
  * - `failed` (the fetch failed; the job kept the last good value): the job fails and BullMQ
  *   retries it with the back-off it was enqueued with, until its attempts are spent;
  * - `JobError` `UnknownJob` or `InvalidArgs`, or data that is not a request: the job fails at

@@ -36,17 +36,20 @@ interface ProcessOptions extends BullRefreshQueue.Options {
   readonly keyPrefix: string
   readonly port?: number | undefined
   readonly commandTimeout?: Duration.DurationInput | undefined
+  /** More options of the process's `RedisClient`. */
+  readonly client?: RedisClient.RedisOptions | undefined
 }
 
 const processLayer = (options: ProcessOptions) => {
-  const { commandTimeout, keyPrefix, port, ...queue } = options
+  const { client, commandTimeout, keyPrefix, port, ...queue } = options
   return Layer.mergeAll(RedisStore.layerFromClient({ keyPrefix }), BullRefreshQueue.layer(queue)).pipe(
     Layer.provideMerge(
       RedisClient.layer({
         host: RedisTest.host,
         port: port ?? RedisTest.port,
         commandTimeout: commandTimeout ?? "2 seconds",
-        ...RedisStore.clientDefaults
+        ...RedisStore.clientDefaults,
+        ...client
       })
     )
   )
@@ -439,6 +442,70 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
         } ms after the restart`
       )
     }), { timeout: 60_000 })
+
+  it.scopedLive(
+    "a job waits for its process's own Redis connection: BullMQ's back first, the refresh still lands",
+    () =>
+      Effect.gen(function*() {
+        const queueName = unique("store-down")
+        const keyPrefix = RedisTest.makePrefix()
+        const name = unique("store-down")
+        const app = yield* startProcess({ queueName, keyPrefix })
+        // The worker process's store connection comes back 1 s after it is lost; BullMQ's stay up.
+        const worker = yield* startProcess({ queueName, keyPrefix, client: { retryStrategy: () => 1_000 } })
+        const job = countingJob(name)
+        yield* Effect.provide(job.make, worker)
+        yield* startWorker(worker, { queueName })
+        const redis = Context.get(worker, RedisClient.RedisClient)
+        const id = yield* redis.use("client", (client) => client.client("ID"))
+        const admin = yield* RedisTest.connect
+        yield* Effect.promise(() => admin.client("KILL", "ID", String(id)))
+        yield* within(Effect.sync(() => redis.client.status !== "ready"))
+        const lost = performance.now()
+        assert.strictEqual(yield* Effect.provide(offer(request(name, "k", ["k"])), app), "enqueued")
+        const store = Context.get(app, CacheStore.CacheStore)
+        yield* within(Effect.map(store.get(keyOf(name, "k"), Schema.String), Option.isSome))
+        const landed = performance.now() - lost
+        assert.deepStrictEqual(job.calls.map((call) => call.id), ["k"])
+        assert.isAtLeast(job.calls[0]!.at - lost, 900, "the refresh ran once the store's connection was back")
+        log(`BullMQ worker whose store connection was down: refresh landed ${landed.toFixed(0)} ms after the loss`)
+      }),
+    { timeout: 30_000 }
+  )
+
+  it.scopedLive("a job whose process's Redis connection stays down past connectTimeout is not run but retried", () => {
+    const lines: Array<string> = []
+    const capture = Logger.make(({ annotations, message }) => {
+      lines.push([String(message), ...[...annotations].map(([k, v]) => `${k}=${String(v)}`)].join(" "))
+    })
+    return Effect.gen(function*() {
+      const queueName = unique("store-late")
+      const keyPrefix = RedisTest.makePrefix()
+      const name = unique("store-late")
+      const app = yield* startProcess({ queueName, keyPrefix, backoff: { initial: "1 second" } })
+      // Back 600 ms after it is lost: after the job's 200 ms wait, before its retry 1 s later.
+      const worker = yield* startProcess({ queueName, keyPrefix, client: { retryStrategy: () => 600 } })
+      const job = countingJob(name)
+      yield* Effect.provide(job.make, worker)
+      yield* startWorker(worker, { queueName, connectTimeout: "200 millis" }).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture))
+      )
+      const redis = Context.get(worker, RedisClient.RedisClient)
+      const id = yield* redis.use("client", (client) => client.client("ID"))
+      const admin = yield* RedisTest.connect
+      yield* Effect.promise(() => admin.client("KILL", "ID", String(id)))
+      yield* within(Effect.sync(() => redis.client.status !== "ready"))
+      const lost = performance.now()
+      assert.strictEqual(yield* Effect.provide(offer(request(name, "k", ["k"])), app), "enqueued")
+      const store = Context.get(app, CacheStore.CacheStore)
+      yield* within(Effect.map(store.get(keyOf(name, "k"), Schema.String), Option.isSome))
+      assert.deepStrictEqual(job.calls.map((call) => call.id), ["k"], "run once, on the retry")
+      assert.isAtLeast(job.calls[0]!.at - lost, 1_000, "after the retry's back-off")
+      const warned = lines.filter((line) => line.includes("Redis connection was not ready within 200ms"))
+      assert.strictEqual(warned.length, 1)
+      assert.include(warned[0], `job=${name}`)
+    })
+  }, { timeout: 30_000 })
 
   it.scopedLive("Redis down or hung when offering: the fallback, within the command timeout, counted; no hang", () =>
     Effect.gen(function*() {

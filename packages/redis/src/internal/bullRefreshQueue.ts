@@ -213,6 +213,25 @@ type Processed =
   | { readonly _tag: "Done"; readonly result: "succeeded" | "skipped" }
   | { readonly _tag: "Failed" }
   | { readonly _tag: "Unrecoverable"; readonly error: JobError }
+  | { readonly _tag: "NotConnected" }
+
+/**
+ * Waits, up to `timeout`, for `client` to be ready; `false` when it is not. A refresh reads and
+ * writes the cache through the process's `RedisClient`, which fails fast while it is down (its
+ * store must answer now) and reconnects on its own jittered timer, apart from BullMQ's
+ * connections: after an outage those may be back first and hand over a job whose fetched value
+ * the store would drop (and BullMQ would count the job done).
+ */
+const awaitReady = (client: Redis, timeout: Duration.Duration): Effect.Effect<boolean> =>
+  Effect.suspend(() =>
+    client.status === "ready"
+      ? Effect.succeed(true)
+      : Effect.async<boolean>((resume) => {
+        const onReady = () => resume(Effect.succeed(true))
+        client.once("ready", onReady)
+        return Effect.sync(() => client.off("ready", onReady))
+      }).pipe(Effect.timeoutTo({ duration: timeout, onTimeout: () => false, onSuccess: (ready) => ready }))
+  )
 
 const decodeRequest = Schema.decodeUnknown(RefreshQueue.RefreshRequest)
 
@@ -324,7 +343,13 @@ export const makeWorker = Effect.fnUntraced(function*(
   )
 
   const processor = async (job: BullJob): Promise<string> => {
-    const processed = await run(processJob(job, maxPayloadBytes))
+    const processed = await run(
+      Effect.flatMap(
+        awaitReady(redis.client, connectTimeout),
+        (ready): Effect.Effect<Processed, never, JobRegistry.JobRegistry> =>
+          ready ? processJob(job, maxPayloadBytes) : Effect.succeed({ _tag: "NotConnected" })
+      )
+    )
     switch (processed._tag) {
       case "Done":
         return processed.result
@@ -340,6 +365,17 @@ export const makeWorker = Effect.fnUntraced(function*(
             .pipe(Effect.annotateLogs({ job: job.name, bullmqJob: job.id ?? "" }), annotate)
         )
         throw new Error(`refresh of ${job.name} failed`)
+      }
+      case "NotConnected": {
+        // Not run: BullMQ retries it after its back-off, like a failed refresh.
+        log(
+          Effect.logWarning(
+            `stalewise: this process's Redis connection was not ready within ${
+              Duration.format(connectTimeout)
+            }, the refresh is retried`
+          ).pipe(Effect.annotateLogs({ job: job.name, bullmqJob: job.id ?? "" }), annotate)
+        )
+        throw new Error(`refresh of ${job.name} not run: Redis is not connected`)
       }
     }
   }
