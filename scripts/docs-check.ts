@@ -87,8 +87,16 @@ const isChecked = (info: string) => isTs(info) && !words(info).includes("no-chec
 
 const safe = (name: string) => name.replace(/[^A-Za-z0-9]+/g, "_")
 
+// The guides, the README and each package's README (the page npm shows). The generated API
+// reference (docs/api) is checked by docgen itself.
+const markdownFiles = (): Array<string> => [
+  Path.join(root, "README.md"),
+  ...walk(Path.join(root, "packages"), (file) => /^packages\/[^/]+\/README\.md$/.test(rel(file))),
+  ...walk(Path.join(root, "docs"), (file) => file.endsWith(".md") && !rel(file).startsWith("docs/api/"))
+]
+
 const markdownSnippets = (): Array<Snippet> =>
-  walk(Path.join(root, "docs"), (file) => file.endsWith(".md")).flatMap((file) => {
+  markdownFiles().flatMap((file) => {
     const lines = Fs.readFileSync(file, "utf8").split(/\r?\n/).map((text, i) => ({ text, line: i + 1, column: 0 }))
     const base = rel(file).split("/").map(safe).join("__")
     // Numbered among all ts blocks, skipped ones included, so names stay put when one is skipped.
