@@ -28,6 +28,8 @@ version() {
 EFFECT="effect@$(version packages/core/package.json effect)"
 PLATFORM="@effect/platform@$(version packages/core/package.json @effect/platform)"
 RPC="@effect/rpc@$(version packages/rpc/package.json @effect/rpc)"
+VITEST="vitest@$(version packages/testing/package.json vitest)"
+EFFECT_VITEST="@effect/vitest@$(version packages/testing/package.json @effect/vitest)"
 TYPESCRIPT="typescript@$(version package.json typescript)"
 TYPES_NODE="@types/node@$(version package.json @types/node)"
 
@@ -52,10 +54,12 @@ step "Install the tarballs with npm in $SCRATCH/app"
 mkdir -p "$SCRATCH/app"
 cp -r "$ROOT/scripts/consumer/." "$SCRATCH/app/"
 rm "$SCRATCH/app/check-tarballs.mjs"
+mkdir -p "$SCRATCH/app/test"
+mv "$SCRATCH/app/conformance.test.js" "$SCRATCH/app/test/"
 cd "$SCRATCH/app"
 printf '{ "name": "stalewise-consumer", "private": true, "type": "module" }\n' >package.json
 npm install --no-audit --no-fund --loglevel=error \
-  "$SCRATCH"/tarballs/*.tgz "$EFFECT" "$PLATFORM" "$RPC" "$TYPESCRIPT" "$TYPES_NODE"
+  "$SCRATCH"/tarballs/*.tgz "$EFFECT" "$PLATFORM" "$RPC" "$VITEST" "$EFFECT_VITEST" "$TYPESCRIPT" "$TYPES_NODE"
 for name in "${PACKAGES[@]}"; do
   # npm must have used the tarball, not a registry copy
   node -e 'const p = require(process.argv[1]); if (p.version !== process.argv[2]) process.exit(1)' \
@@ -71,9 +75,12 @@ step "Strict tsc (skipLibCheck off: the published .d.ts files are checked too)"
 npx tsc -p tsconfig.json
 
 step "Smoke programs (ESM)"
-for program in core refresh promise rpc; do
+for program in core refresh promise rpc testing; do
   node "dist/$program.js"
 done
+
+step "The conformance suite from @stalewise/testing, run by vitest against a backend"
+npx vitest run --root "$SCRATCH/app" --dir test
 
 step "CommonJS require()"
 node smoke.cjs

@@ -8,7 +8,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { suite } from "./CacheStoreSuite.js"
+import { suite } from "@stalewise/testing/CacheStoreSuite"
 
 // What a corrupted entry looks like to the store: bytes that are not an entry envelope.
 const corrupt = (key: string) =>
