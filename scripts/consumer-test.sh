@@ -31,6 +31,7 @@ RPC="@effect/rpc@$(version packages/rpc/package.json @effect/rpc)"
 VITEST="vitest@$(version packages/testing/package.json vitest)"
 EFFECT_VITEST="@effect/vitest@$(version packages/testing/package.json @effect/vitest)"
 TYPESCRIPT="typescript@$(version package.json typescript)"
+ESBUILD="esbuild@$(version package.json esbuild)"
 TYPES_NODE="@types/node@$(version package.json @types/node)"
 
 step "Build"
@@ -54,12 +55,13 @@ step "Install the tarballs with npm in $SCRATCH/app"
 mkdir -p "$SCRATCH/app"
 cp -r "$ROOT/scripts/consumer/." "$SCRATCH/app/"
 rm "$SCRATCH/app/check-tarballs.mjs"
+mv "$SCRATCH/app/bundle-size.mjs" "$SCRATCH/app/bundle-size.js"
 mkdir -p "$SCRATCH/app/test"
 mv "$SCRATCH/app/conformance.test.js" "$SCRATCH/app/test/"
 cd "$SCRATCH/app"
 printf '{ "name": "stalewise-consumer", "private": true, "type": "module" }\n' >package.json
 npm install --no-audit --no-fund --loglevel=error \
-  "$SCRATCH"/tarballs/*.tgz "$EFFECT" "$PLATFORM" "$RPC" "$VITEST" "$EFFECT_VITEST" "$TYPESCRIPT" "$TYPES_NODE"
+  "$SCRATCH"/tarballs/*.tgz "$EFFECT" "$PLATFORM" "$RPC" "$VITEST" "$EFFECT_VITEST" "$TYPESCRIPT" "$TYPES_NODE" "$ESBUILD"
 for name in "${PACKAGES[@]}"; do
   # npm must have used the tarball, not a registry copy
   node -e 'const p = require(process.argv[1]); if (p.version !== process.argv[2]) process.exit(1)' \
@@ -81,6 +83,9 @@ done
 
 step "The conformance suite from @stalewise/testing, run by vitest against a backend"
 npx vitest run --root "$SCRATCH/app" --dir test
+
+step "Bundles (esbuild, minified): a strategy without the backends it does not use"
+node bundle-size.js
 
 step "CommonJS require()"
 node smoke.cjs
