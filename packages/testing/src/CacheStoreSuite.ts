@@ -42,16 +42,8 @@ const counterValue = (metric: typeof CacheMetrics.storeDecodeFailures, backend: 
 
 /**
  * Runs the conformance suite against a backend layer, as a vitest `describe` block: call it at the
- * top level of a test file. Needs `@effect/vitest`.
- *
- * @example
- * ```ts
- * import { CacheStore } from "@stalewise/core"
- * import { CacheStoreSuite } from "@stalewise/testing"
- *
- * // in a test file, e.g. test/MyStore.test.ts
- * CacheStoreSuite.suite("memory", CacheStore.layerMemoryWith({ capacity: 8 }), { serializes: false, capacity: 8 })
- * ```
+ * top level of a test file. Needs `@effect/vitest`. An example is in `docs/testing.md` (it cannot
+ * run outside vitest, as docgen runs the examples here).
  *
  * @since 0.1.0
  * @category constructors

@@ -136,7 +136,7 @@ const resolve = (
  * @example
  * ```ts
  * import { CacheStore } from "@stalewise/core"
- * import { ChaosStore } from "@stalewise/testing"
+ * import * as ChaosStore from "@stalewise/testing/ChaosStore"
  * import { Effect } from "effect"
  *
  * const program = Effect.gen(function*() {
@@ -219,7 +219,7 @@ export const make = (
  * @example
  * ```ts
  * import { CacheStore, Failover } from "@stalewise/core"
- * import { ChaosStore } from "@stalewise/testing"
+ * import * as ChaosStore from "@stalewise/testing/ChaosStore"
  * import { Effect, Layer } from "effect"
  *
  * const FlakyStore = ChaosStore.layer({ failureRate: 0.5, seed: 1 }).pipe(Layer.provide(CacheStore.layerMemory))

@@ -61,7 +61,7 @@ export interface TestUpstream<in out Args extends ReadonlyArray<any>, in out A, 
  * @example
  * ```ts
  * import { CacheStore, Failover } from "@stalewise/core"
- * import { TestUpstream } from "@stalewise/testing"
+ * import * as TestUpstream from "@stalewise/testing/TestUpstream"
  * import { Data, Effect, TestClock, TestContext } from "effect"
  *
  * class RatesDown extends Data.TaggedError("RatesDown")<{}> {}
