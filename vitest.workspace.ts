@@ -6,5 +6,6 @@ export default [
   "packages/core/vitest.config.ts",
   "packages/rpc/vitest.config.ts",
   "packages/refresh/vitest.config.ts",
-  "packages/redis/vitest.config.ts"
+  "packages/redis/vitest.config.ts",
+  "packages/testing/vitest.config.ts"
 ]

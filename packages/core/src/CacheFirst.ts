@@ -27,6 +27,7 @@ import { preload } from "./internal/preload.js"
 import * as internal from "./internal/strategy.js"
 import * as Outcome from "./Outcome.js"
 import { type PolicyError, positiveInteger } from "./PolicyError.js"
+import * as ScopeGuard from "./ScopeGuard.js"
 import * as TimePolicy from "./TimePolicy.js"
 
 /**
@@ -550,5 +551,5 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         )
       })
     }
-    return self
+    return yield* ScopeGuard.guard(scope, "CacheFirst", options.name, self)
   })

@@ -20,7 +20,6 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
-import { LRUCache } from "lru-cache"
 
 /**
  * @since 0.1.0
@@ -176,26 +175,35 @@ export const prefix = (namespace: string, name?: string | undefined): string =>
  * @category utils
  */
 export const digest = (canonical: string): string => {
-  let cached = recentDigests.get(canonical)
-  if (cached === undefined) {
-    cached = Encoding.encodeBase64Url(sha256(textEncoder.encode(canonical)).subarray(0, 16))
-    // lru-cache refuses (and so never retains) an encoding larger than `maxEntrySize`
-    if (canonical.length * 2 + 64 <= 64 * 1024) recentDigests.set(canonical, cached)
+  const recent = recentDigests.get(canonical)
+  if (recent !== undefined) return recent
+  const computed = olderDigests.get(canonical) ??
+    Encoding.encodeBase64Url(sha256(textEncoder.encode(canonical)).subarray(0, 16))
+  // an encoding is kept as a string of UTF-16 code units; large ones are hashed every time
+  const size = canonical.length * 2 + 64
+  if (size > maxDigestEntryBytes) return computed
+  if (recentDigests.size >= maxRecentDigests || recentBytes + size > maxRecentDigestBytes) {
+    olderDigests = recentDigests
+    recentDigests = new Map()
+    recentBytes = 0
   }
-  return cached
+  recentDigests.set(canonical, computed)
+  recentBytes += size
+  return computed
 }
 
 const textEncoder = new TextEncoder()
 
 // Hashing costs microseconds and hot keys are derived over and over (every call of a cached
-// function): remember the digests of recent encodings. Bounded in bytes (an encoding is kept as
-// a string of UTF-16 code units): large encodings are hashed every time rather than kept alive.
-const recentDigests = new LRUCache<string, string>({
-  max: 4_096,
-  maxSize: 4 * 1024 * 1024,
-  maxEntrySize: 64 * 1024,
-  sizeCalculation: (_digest, canonical) => canonical.length * 2 + 64
-})
+// function): remember the digests of recent encodings, in two generations (a full one becomes the
+// older, whose hits move back). Bounded in count and bytes — at most 2 x 4,096 entries and
+// 2 x 2 MiB — and without lru-cache, which would otherwise land in every bundle that derives a key.
+const maxRecentDigests = 4_096
+const maxRecentDigestBytes = 2 * 1024 * 1024
+const maxDigestEntryBytes = 64 * 1024
+let recentDigests = new Map<string, string>()
+let olderDigests = new Map<string, string>()
+let recentBytes = 0
 
 /**
  * Validates `namespace` and `name` once and returns a function deriving key strings

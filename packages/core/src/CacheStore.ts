@@ -230,7 +230,7 @@ export const layerMemoryWith = (options?: MemoryOptions): Layer.Layer<CacheStore
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<CacheStore> = Layer.orDie(layerMemoryWith())
+export const layerMemory: Layer.Layer<CacheStore> = /* @__PURE__ */ Layer.orDie(/* @__PURE__ */ layerMemoryWith())
 
 /**
  * Options of the `KeyValueStore` backed store.
@@ -293,7 +293,8 @@ export const layerKeyValueStoreWith = (
  * @since 0.1.0
  * @category layers
  */
-export const layerKeyValueStore: Layer.Layer<CacheStore, never, KeyValueStore> = layerKeyValueStoreWith()
+export const layerKeyValueStore: Layer.Layer<CacheStore, never, KeyValueStore> =
+  /* @__PURE__ */ layerKeyValueStoreWith()
 
 /**
  * Options of the file-system store.

@@ -26,6 +26,7 @@ import { preload } from "./internal/preload.js"
 import * as internal from "./internal/strategy.js"
 import * as Outcome from "./Outcome.js"
 import type { PolicyError } from "./PolicyError.js"
+import * as ScopeGuard from "./ScopeGuard.js"
 import * as TimePolicy from "./TimePolicy.js"
 
 /**
@@ -86,7 +87,8 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
   readonly lookup: (...args: Args) => Effect.Effect<A, E, R>
   /**
    * How long to wait for the upstream before serving the cached value, when one exists.
-   * Must be positive: a zero or negative timeout is a `PolicyError`, never "wait forever".
+   * Must be positive and finite: a zero, negative or infinite timeout is a `PolicyError`, never
+   * "wait forever".
    */
   readonly timeout: Duration.DurationInput
   /**
@@ -198,7 +200,7 @@ const defaultBackgroundTimeout = Duration.seconds(30)
 /**
  * Builds a failover-cached function over `lookup`, storing through the `CacheStore` in context.
  * Fails with `PolicyError` for a non-positive `timeout`, `requestTimeout`, `backgroundTimeout`
- * or `timeToLive`.
+ * or `timeToLive`, and for an infinite `timeout` or `requestTimeout` (budgets must run out).
  *
  * **Details**
  *
@@ -242,10 +244,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
   options: Options<Args, A, E, R, I>
 ): Effect.Effect<Failover<Args, A, E>, PolicyError, R | CacheStore | Scope.Scope> =>
   Effect.gen(function*() {
-    const timeout = yield* TimePolicy.positiveDuration("timeout", options.timeout)
+    // budgets: an infinite one would never serve the fallback it exists for
+    const timeout = yield* TimePolicy.finiteDuration("timeout", options.timeout)
     const requestTimeout = options.requestTimeout === undefined
       ? undefined
-      : yield* TimePolicy.positiveDuration("requestTimeout", options.requestTimeout)
+      : yield* TimePolicy.finiteDuration("requestTimeout", options.requestTimeout)
     const backgroundTimeout = options.backgroundTimeout === undefined
       ? requestTimeout ?? defaultBackgroundTimeout
       : yield* TimePolicy.positiveDuration("backgroundTimeout", options.backgroundTimeout)
@@ -513,5 +516,5 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       preload: (argsList, preloadOptions) =>
         preload(strategy, argsList, deriveKey, fetchAndStore, preloadOptions)
     }
-    return failoverFn
+    return yield* ScopeGuard.guard(scope, "Failover", options.name, failoverFn)
   })

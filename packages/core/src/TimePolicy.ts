@@ -71,10 +71,10 @@ export const positiveDuration = (
       })
     )
   }
+  // Duration.decode reads "-5 seconds" as zero too: report what was written, not the zero.
+  const written = typeof input === "string" ? JSON.stringify(input) : Duration.format(duration)
   return Duration.isZero(duration)
-    ? Either.left(
-      new PolicyError({ reason: "InvalidDuration", option, detail: `${Duration.format(duration)} is not positive` })
-    )
+    ? Either.left(new PolicyError({ reason: "InvalidDuration", option, detail: `${written} is not positive` }))
     : Either.right(duration)
 }
 
@@ -92,7 +92,13 @@ export const finiteDuration = (
   Either.flatMap(positiveDuration(option, input), (duration) =>
     Duration.isFinite(duration)
       ? Either.right(duration)
-      : Either.left(new PolicyError({ reason: "InvalidDuration", option, detail: "must be finite" })))
+      : Either.left(
+        new PolicyError({
+          reason: "InvalidDuration",
+          option,
+          detail: `${String(input)} is not finite: it must run out`
+        })
+      ))
 
 /**
  * Validates and builds a policy. `timeToLive` defaults to `lifetime` (no stale window). Fails

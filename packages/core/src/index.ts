@@ -122,6 +122,17 @@ export * as Outcome from "./Outcome.js"
 export * as PolicyError from "./PolicyError.js"
 
 /**
+ * A strategy (a Failover, a CacheFirst, a refresh Job, …) lives as long as the `Scope` it was made
+ * in: its upstream calls and background refreshes run there. Used after that scope closed, it
+ * would only see its calls interrupted (`All fibers interrupted without errors`); `guard` makes
+ * every use after the close die with a {@link ScopeClosedError} that names the strategy and says
+ * what happened instead.
+ *
+ * @since 0.1.0
+ */
+export * as ScopeGuard from "./ScopeGuard.js"
+
+/**
  * The time policy shared by every strategy: `lifetime` (age until a value is stale) and
  * `timeToLive` (age until it is gone), both measured from the moment the value was fetched and
  * read from `Clock`, so `TestClock` drives every rule.

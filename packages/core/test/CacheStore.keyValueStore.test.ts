@@ -2,13 +2,13 @@ import { Error as PlatformError, KeyValueStore } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheMetrics, CacheStore } from "@stalewise/core"
+import { suite } from "@stalewise/testing/CacheStoreSuite"
 import { Effect, Layer, Metric, Option } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { suite } from "./CacheStoreSuite.js"
 
 // What a corrupted entry looks like to the store: bytes that are not an entry envelope.
 const corrupt = (key: string) =>

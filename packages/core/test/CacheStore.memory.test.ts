@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheMetrics, CacheStore } from "@stalewise/core"
+import { suite } from "@stalewise/testing/CacheStoreSuite"
 import { Effect, Metric, Option } from "effect"
 import * as ChildProcess from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { suite } from "./CacheStoreSuite.js"
 
 suite("memory", CacheStore.layerMemoryWith({ capacity: 8 }), { serializes: false, capacity: 8 })
 suite("memory (default layer)", CacheStore.layerMemory, { serializes: false })

@@ -261,8 +261,8 @@ export const makeWorker: (
  *   Layer.provide(Shared)
  * )
  *
- * // Runs until SIGINT/SIGTERM, then closes the worker gracefully.
- * NodeRuntime.runMain(Layer.launch(WorkerLive))
+ * // The worker process's entry point: runs until SIGINT/SIGTERM, then closes the worker gracefully.
+ * export const main = () => NodeRuntime.runMain(Layer.launch(WorkerLive))
  * ```
  *
  * @since 0.1.0

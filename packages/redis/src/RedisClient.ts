@@ -9,6 +9,7 @@
  *
  * @since 0.1.0
  */
+import { PolicyError, TimePolicy } from "@stalewise/core"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -134,6 +135,12 @@ export interface RedisOptions extends
     "host" | "port" | "db" | "username" | "password" | "keyPrefix" | "lazyConnect" | "connectTimeout" | "commandTimeout"
   >
 {
+  /**
+   * Where to connect, as a URL: `redis://[[username]:password@]host[:port][/db]`, or `rediss://…`
+   * for TLS. Keep it in a `Redacted` when it carries a password (`Config.redacted("REDIS_URL")`).
+   * Exclusive with `host`, `port`, `db`, `username` and `password` (`PolicyError` otherwise).
+   */
+  readonly url?: string | Redacted.Redacted | undefined
   /** Default `"localhost"`. */
   readonly host?: string | undefined
   /** Default `6379`. */
@@ -146,10 +153,13 @@ export interface RedisOptions extends
   readonly password?: Redacted.Redacted | undefined
   /**
    * How long `make` waits for a ready connection, and how long each connection attempt may take.
-   * Default 10 seconds.
+   * Default 10 seconds. Positive and finite: anything else is a `PolicyError`.
    */
   readonly connectTimeout?: Duration.DurationInput | undefined
-  /** How long `use` waits for an answer. Default 5 seconds. */
+  /**
+   * How long `use` waits for an answer. Default 5 seconds. Positive (`PolicyError` otherwise);
+   * `Duration.infinity` waits as long as it takes.
+   */
   readonly commandTimeout?: Duration.DurationInput | undefined
   /**
    * What `make` does when Redis cannot be reached (refused, or not ready within
@@ -205,7 +215,8 @@ export const reconnectDelays = (max: Duration.DurationInput): (attempt: number) 
  * `connectTimeout`), it returns the client all the same and keeps connecting in the background
  * (`whenUnreachable: "keep-trying"`, the default), or fails with `RedisError` (`Connection`, or
  * `Timeout`) and stops trying (`"fail"`). Credentials the server rejects fail with `RedisError`
- * `Connection` either way.
+ * `Connection` either way. Invalid options (a timeout that is not positive,
+ * `url` together with `host`, …) fail with `PolicyError` before any connection is made.
  *
  * @example
  * ```ts
@@ -230,7 +241,7 @@ export const reconnectDelays = (max: Duration.DurationInput): (attempt: number) 
  */
 export const make = Effect.fnUntraced(function*(
   options: RedisOptions
-): Effect.fn.Return<RedisClient.Service, RedisError, Scope.Scope> {
+): Effect.fn.Return<RedisClient.Service, RedisError | PolicyError.PolicyError, Scope.Scope> {
   const {
     commandTimeout: commandTimeoutInput,
     connectTimeout: connectTimeoutInput,
@@ -239,12 +250,31 @@ export const make = Effect.fnUntraced(function*(
     maxReconnectDelay,
     password,
     port,
+    url,
     username,
     whenUnreachable,
     ...passthrough
   } = options
-  const connectTimeout = Duration.decode(connectTimeoutInput ?? defaultConnectTimeout)
-  const commandTimeout = Duration.decode(commandTimeoutInput ?? defaultCommandTimeout)
+  // Validated like every other duration: a zero or negative timeout is a PolicyError, not a
+  // connect failure (ioredis would read 0 as "no timeout" and a negative one as "at once").
+  const connectTimeout = yield* TimePolicy.finiteDuration(
+    "connectTimeout",
+    connectTimeoutInput ?? defaultConnectTimeout
+  )
+  const commandTimeout = yield* TimePolicy.positiveDuration(
+    "commandTimeout",
+    commandTimeoutInput ?? defaultCommandTimeout
+  )
+  if (url !== undefined) {
+    const also = Object.entries({ host, port, db, username, password }).filter(([, value]) => value !== undefined)
+    if (also.length > 0) {
+      return yield* new PolicyError.PolicyError({
+        reason: "InvalidCombination",
+        option: "url",
+        detail: `url and ${also.map(([name]) => name).join(", ")} are exclusive: the URL says where to connect`
+      })
+    }
+  }
   const ioOptions: IoRedisOptions = {
     retryStrategy: reconnectDelays(maxReconnectDelay ?? defaultMaxReconnectDelay),
     ...passthrough,
@@ -263,7 +293,9 @@ export const make = Effect.fnUntraced(function*(
   const runtime = yield* Effect.runtime<never>()
   const client = yield* Effect.acquireRelease(
     Effect.sync(() => {
-      const client = new Redis(ioOptions)
+      const client = url === undefined
+        ? new Redis(ioOptions)
+        : new Redis(Redacted.isRedacted(url) ? Redacted.value(url) : url, ioOptions)
       // ioredis prints unhandled "error" events to the console; reconnect noise goes to the
       // Effect logger instead, and failed commands surface through `use`.
       client.on("error", (error: unknown) => {
@@ -289,19 +321,126 @@ export const make = Effect.fnUntraced(function*(
   return RedisClient.of({
     [TypeId]: TypeId,
     client,
-    duplicate: (overrides) => make(overrides === undefined ? options : { ...options, ...overrides }),
-    use: <A>(method: string, f: (client: Redis) => Promise<A>) =>
-      Effect.tryPromise({
-        try: () => f(client),
-        catch: (cause) =>
-          new RedisError({
-            reason: isCommandTimeout(cause) ? "Timeout" : isConnectionError(cause) ? "Connection" : "Command",
-            method,
-            cause: redactArguments(cause)
-          })
-      })
+    // options were valid; overrides that are not are a programming error: a defect
+    duplicate: (overrides) =>
+      Effect.catchTag(
+        make(overrides === undefined ? options : { ...options, ...overrides }),
+        "PolicyError",
+        Effect.die
+      ),
+    use: useOn(client)
   })
 })
+
+/**
+ * A `RedisClient` over an ioredis client you already have (shared with other code, or configured
+ * in ways these options do not cover). It stays yours: closing the scope does not close it.
+ * A client made with `lazyConnect` that has not connected yet is connected here, within
+ * `connectTimeout` (default 10 seconds); commands are bounded by the client's own
+ * `commandTimeout`. `duplicate` opens connections of its own with the client's options, owned by
+ * the scope it is given.
+ *
+ * The stores' connection settings (`RedisStore.clientDefaults`: no offline queue, no per-request
+ * retries) are yours to set on the client: without them a command issued while Redis is down
+ * waits in ioredis's offline queue until it reconnects or the command times out.
+ *
+ * @example
+ * ```ts
+ * import { Failover } from "@stalewise/core"
+ * import { RedisClient, RedisStore } from "@stalewise/redis"
+ * import { Effect, Layer } from "effect"
+ * import { Redis } from "ioredis"
+ *
+ * // the client the application already has
+ * const redis = new Redis({ host: "127.0.0.1", port: 6379, lazyConnect: true, ...RedisStore.clientDefaults })
+ *
+ * const StoreLive = RedisStore.layerFromClient({ keyPrefix: "myapp:" }).pipe(
+ *   Layer.provide(RedisClient.layerIoRedis(redis))
+ * )
+ *
+ * const program = Effect.gen(function*() {
+ *   const rates = yield* Failover.make({
+ *     name: "rate",
+ *     lookup: (currency: string) => Effect.succeed(currency.length),
+ *     timeout: "250 millis"
+ *   })
+ *   return yield* rates.get("EUR")
+ * }).pipe(Effect.scoped, Effect.provide(StoreLive))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromIoRedis = (
+  client: Redis,
+  options?: { readonly connectTimeout?: Duration.DurationInput | undefined }
+): Effect.Effect<RedisClient.Service, RedisError | PolicyError.PolicyError> =>
+  Effect.gen(function*() {
+    const connectTimeout = yield* TimePolicy.finiteDuration(
+      "connectTimeout",
+      options?.connectTimeout ?? defaultConnectTimeout
+    )
+    if (client.status === "wait") yield* connect(client, connectTimeout)
+    return RedisClient.of({
+      [TypeId]: TypeId,
+      client,
+      // options were valid; overrides that are not are a programming error: a defect
+      duplicate: (overrides) =>
+        Effect.catchTag(make({ ...inheritedOptions(client), ...overrides }), "PolicyError", Effect.die),
+      use: useOn(client)
+    })
+  })
+
+/**
+ * A `RedisClient` layer over an ioredis client you already have; see {@link fromIoRedis}. The
+ * client is not closed when the layer is released.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerIoRedis = (
+  client: Redis,
+  options?: { readonly connectTimeout?: Duration.DurationInput | undefined }
+): Layer.Layer<RedisClient, RedisError | PolicyError.PolicyError> =>
+  Layer.effect(RedisClient, fromIoRedis(client, options))
+
+const useOn = (client: Redis) => <A>(method: string, f: (client: Redis) => Promise<A>): Effect.Effect<A, RedisError> =>
+  Effect.tryPromise({
+    try: () => f(client),
+    catch: (cause) =>
+      new RedisError({
+        reason: isCommandTimeout(cause) ? "Timeout" : isConnectionError(cause) ? "Connection" : "Command",
+        method,
+        cause: redactArguments(cause)
+      })
+  })
+
+// The options of a client someone else made, as ours, for `duplicate`: what `make` sets itself
+// (lazyConnect, keyPrefix) is left out, timeouts and the password are converted back.
+const inheritedOptions = (client: Redis): RedisOptions => {
+  const {
+    commandTimeout,
+    connectTimeout,
+    db,
+    host,
+    keyPrefix: _keyPrefix,
+    lazyConnect: _lazyConnect,
+    password,
+    port,
+    username,
+    ...rest
+  } = client.options
+  return {
+    ...rest,
+    host,
+    port,
+    db,
+    username: username ?? undefined,
+    password: password === undefined || password === null ? undefined : Redacted.make(password),
+    connectTimeout: connectTimeout ?? undefined,
+    commandTimeout: commandTimeout ?? undefined
+  }
+}
 
 /**
  * A `RedisClient` connected with the given options, closed when the layer is released.
@@ -316,7 +455,7 @@ export const make = Effect.fnUntraced(function*(
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: RedisOptions): Layer.Layer<RedisClient, RedisError> =>
+export const layer = (options: RedisOptions): Layer.Layer<RedisClient, RedisError | PolicyError.PolicyError> =>
   Layer.scoped(RedisClient, make(options))
 
 /**
@@ -339,7 +478,7 @@ export const layer = (options: RedisOptions): Layer.Layer<RedisClient, RedisErro
  */
 export const layerConfig = (
   config: Config.Config.Wrap<RedisOptions>
-): Layer.Layer<RedisClient, RedisError | ConfigError.ConfigError> =>
+): Layer.Layer<RedisClient, RedisError | PolicyError.PolicyError | ConfigError.ConfigError> =>
   Layer.scoped(RedisClient, Effect.flatMap(Config.unwrap(config), make))
 
 const connect = (client: Redis, timeout: Duration.Duration): Effect.Effect<void, RedisError> => {

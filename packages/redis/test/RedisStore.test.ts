@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheStore, EntryCodec } from "@stalewise/core"
-import { suite } from "@stalewise/core/test/CacheStoreSuite"
 import { RedisClient, RedisStore, TieredStore } from "@stalewise/redis"
+import { suite } from "@stalewise/testing/CacheStoreSuite"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"

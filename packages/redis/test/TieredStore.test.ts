@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, EntryCodec } from "@stalewise/core"
-import { suite } from "@stalewise/core/test/CacheStoreSuite"
 import { RedisClient, RedisStore, TieredStore } from "@stalewise/redis"
+import { suite } from "@stalewise/testing/CacheStoreSuite"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"

@@ -128,7 +128,7 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
     }
     const timeout = options.timeout === undefined
       ? undefined
-      : yield* TimePolicy.positiveDuration("timeout", options.timeout)
+      : yield* TimePolicy.finiteDuration("timeout", options.timeout)
     const initial = yield* TimePolicy.positiveDuration(
       "refreshBackoff.initial",
       options.refreshBackoff?.initial ?? Duration.seconds(5)

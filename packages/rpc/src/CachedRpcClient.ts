@@ -7,10 +7,10 @@
  * @since 0.1.0
  */
 import type * as Rpc from "@effect/rpc/Rpc"
-import * as RpcClient from "@effect/rpc/RpcClient"
+import type * as RpcClient from "@effect/rpc/RpcClient"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
-import * as RpcSchema from "@effect/rpc/RpcSchema"
+import type * as RpcSchema from "@effect/rpc/RpcSchema"
 import { CacheKey, type CacheStore, type Outcome, PolicyError } from "@stalewise/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -20,6 +20,18 @@ import type * as CachedService from "./CachedService.js"
 import { handleOf, uncachedHandle, wrap } from "./internal/wrap.js"
 import * as MethodKey from "./MethodKey.js"
 import type * as Strategy from "./Strategy.js"
+
+// @effect/rpc is an optional peer dependency: loaded when a client is made, never by importing this
+// package, so CachedService and CachedHttpClient work without it. Its absence when a client is
+// made is a deployment mistake, not a runtime condition to handle: a defect.
+const loadRpc = Effect.tryPromise({
+  try: () => Promise.all([import("@effect/rpc/RpcClient"), import("@effect/rpc/RpcSchema")]),
+  catch: (cause) =>
+    new Error(
+      "@stalewise/rpc: CachedRpcClient needs the optional peer dependency @effect/rpc (npm install @effect/rpc)",
+      { cause }
+    )
+}).pipe(Effect.orDie)
 
 /**
  * Which RPCs of a group to cache, and how, by tag. Streaming RPCs cannot be cached.
@@ -170,6 +182,7 @@ export const makeWithHandles = <Rpcs extends Rpc.Any>(
   RpcClient.Protocol | Rpc.MiddlewareClient<Rpcs> | CacheStore.CacheStore | Scope.Scope
 > =>
   Effect.gen(function*() {
+    const [RpcClient, RpcSchema] = yield* loadRpc
     const client = yield* RpcClient.make(group, { spanPrefix: options.spanPrefix })
     const namespace = MethodKey.namespaceOf(options.namespace ?? "rpc")
     const handles: Record<string, CachedService.MethodHandle<ReadonlyArray<unknown>, unknown>> = {}

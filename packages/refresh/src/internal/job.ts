@@ -7,7 +7,8 @@ import {
   CacheStore,
   Diagnostics,
   Outcome,
-  PolicyError
+  PolicyError,
+  ScopeGuard
 } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
@@ -692,7 +693,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         Effect.flatMap(keyOf(args), (key) => Effect.asVoid(requestRefresh(key, args, { force: true }))),
       clear: store.deletePrefix(CacheKey.prefix(namespace, name))
     }
-    return job
+    return yield* ScopeGuard.guard(yield* Effect.scope, "Job", name, job)
   })
 
 /** @internal */

@@ -2,14 +2,25 @@
  * The conformance suite every `CacheStore` backend runs: `suite(name, layer, features)`.
  * Each test builds its own store from `layer` inside the test (so the store sees the test's
  * `TestClock`) and uses its own namespace, so tests can run concurrently against a shared backend.
+ *
+ * @since 0.1.0
  */
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, CacheMetrics, CacheStore } from "@stalewise/core"
-import type { Layer } from "effect"
-import { Deferred, Effect, Fiber, Metric, Option, Schema, TestClock } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
 
 /**
  * What a backend supports beyond the common contract.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface Features<R> {
   /** Values cross a process boundary: they are Schema-encoded and can fail to decode. */
@@ -31,7 +42,12 @@ const counterValue = (metric: typeof CacheMetrics.storeDecodeFailures, backend: 
   Effect.map(Metric.value(Metric.tagged(metric, "backend", backend)), (state) => state.count)
 
 /**
- * Runs the conformance suite against a backend layer.
+ * Runs the conformance suite against a backend layer, as a vitest `describe` block: call it at the
+ * top level of a test file. Needs `@effect/vitest`. An example is in `docs/testing.md` (it cannot
+ * run outside vitest, as docgen runs the examples here).
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const suite = <E, R>(
   name: string,
