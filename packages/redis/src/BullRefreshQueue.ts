@@ -102,7 +102,7 @@ export interface WorkerOptions extends QueueOptions {
   /** How many times one job may be recovered from a dead worker before it fails. Default 1. */
   readonly maxStalledCount?: number | undefined
   /**
-   * How long building the layer may take to reach Redis, and how long a job waits for the
+   * How long starting the BullMQ worker may take to reach Redis, and how long a job waits for the
    * `RedisClient`'s connection (the one its refresh reads and writes the cache through) when it
    * is down, e.g. still reconnecting after an outage. Default 10 seconds.
    */
@@ -214,9 +214,16 @@ export const layer = (
  * - `JobError` `UnknownJob` or `InvalidArgs`, or data that is not a request: the job fails at
  *   once, without retries, counted as `dropped` and logged.
  *
+ * When the `RedisClient`'s connection is not ready yet (Redis down at startup, with its default
+ * `whenUnreachable: "keep-trying"`), this does not wait: it logs one warning and starts the
+ * BullMQ worker in the background once that connection is ready, without a restart (BullMQ sets
+ * its connections up once: a first connect that is refused would break them for good). A start
+ * that fails then (Redis gone again) is undone and tried again a second later.
+ *
  * Closing the scope stops taking jobs and waits up to `shutdownTimeout` for running ones, then
- * interrupts them. Fails with `PolicyError` for invalid options and `RedisError` when Redis
- * cannot be reached within `connectTimeout`.
+ * interrupts them; before the worker started, it just stops waiting. Fails with `PolicyError`
+ * for invalid options, and with `RedisError` when the `RedisClient` is ready but BullMQ's
+ * connections are not within `connectTimeout`.
  *
  * @since 0.1.0
  * @category constructors

@@ -507,6 +507,53 @@ describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", ()
     })
   }, { timeout: 30_000 })
 
+  it.scopedLive("a worker built while Redis is down starts once it is up: the refresh lands, no restart", () => {
+    const lines: Array<string> = []
+    const capture = Logger.make(({ annotations, message }) => {
+      lines.push([String(message), ...[...annotations].map(([k, v]) => `${k}=${String(v)}`)].join(" "))
+    })
+    return Effect.gen(function*() {
+      const server = yield* RedisTest.privateServerDown
+      const queueName = unique("late-redis")
+      const keyPrefix = RedisTest.makePrefix()
+      const name = unique("late-redis")
+      const options = { port: server.port, queueName, keyPrefix } as const
+      const app = yield* startProcess(options)
+      const worker = yield* startProcess(options)
+      const job = countingJob(name)
+      yield* Effect.provide(job.make, worker)
+      // Shorter than the wait for Redis below: a worker that waited for it here would fail.
+      const workerOptions = { queueName, connectTimeout: "300 millis" } as const
+      const [, built] = yield* timed(
+        startWorker(worker, workerOptions).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
+      )
+      assert.isBelow(built, 250, "the worker layer builds at once")
+      // A second worker, released while Redis is still down.
+      const releasedScope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        BullRefreshQueue.layerWorker(workerOptions).pipe(Layer.provide(Layer.succeedContext(worker))),
+        releasedScope
+      )
+      yield* Effect.sleep("2 seconds")
+      const [, release] = yield* timed(Scope.close(releasedScope, Exit.void))
+      assert.isBelow(release, 250, "releasing a worker that never started does not hang")
+
+      yield* server.start
+      const started = performance.now()
+      yield* within(
+        Effect.map(Effect.provide(offer(request(name, "k", ["k"])), app), (offered) => offered !== "dropped")
+      )
+      const store = Context.get(app, CacheStore.CacheStore)
+      yield* within(Effect.map(store.get(keyOf(name, "k"), Schema.String), Option.isSome))
+      const landed = performance.now() - started
+      assert.deepStrictEqual(job.calls.map((call) => call.id), ["k"])
+      const waiting = lines.filter((line) => line.includes("Redis is not reachable, the BullMQ refresh worker starts"))
+      assert.strictEqual(waiting.length, 1, "one warning while waiting")
+      assert.include(waiting[0], `queue=${queueName}`)
+      log(`BullMQ worker built while Redis was down: refresh landed ${landed.toFixed(0)} ms after Redis started`)
+    })
+  }, { timeout: 30_000 })
+
   it.scopedLive("Redis down or hung when offering: the fallback, within the command timeout, counted; no hang", () =>
     Effect.gen(function*() {
       const server = yield* RedisTest.privateServer

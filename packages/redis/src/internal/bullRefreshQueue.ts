@@ -10,11 +10,14 @@ import type { Job as BullJob, Queue as BullQueue, Worker as BullWorker } from "b
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import type { Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import type * as BullRefreshQueue from "../BullRefreshQueue.js"
@@ -226,11 +229,19 @@ const awaitReady = (client: Redis, timeout: Duration.Duration): Effect.Effect<bo
   Effect.suspend(() =>
     client.status === "ready"
       ? Effect.succeed(true)
-      : Effect.async<boolean>((resume) => {
-        const onReady = () => resume(Effect.succeed(true))
+      : whenReady(client).pipe(Effect.timeoutTo({ duration: timeout, onTimeout: () => false, onSuccess: () => true }))
+  )
+
+/** Completes once `client` is ready, however long that takes; interruptible. */
+const whenReady = (client: Redis): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    client.status === "ready"
+      ? Effect.void
+      : Effect.async<void>((resume) => {
+        const onReady = () => resume(Effect.void)
         client.once("ready", onReady)
         return Effect.sync(() => client.off("ready", onReady))
-      }).pipe(Effect.timeoutTo({ duration: timeout, onTimeout: () => false, onSuccess: (ready) => ready }))
+      })
   )
 
 const decodeRequest = Schema.decodeUnknown(RefreshQueue.RefreshRequest)
@@ -325,23 +336,6 @@ export const makeWorker = Effect.fnUntraced(function*(
   const fibers = yield* FiberSet.make<Processed>()
   const run = yield* FiberSet.runtimePromise(fibers)<JobRegistry.JobRegistry>()
 
-  // BullMQ makes its two connections (commands, and the blocking fetch) by duplicating this one.
-  // No command timeout on them: the blocking fetch waits by design (ioredis applies
-  // `commandTimeout` only when it is a number).
-  // Worker connections wait through outages instead of failing: nobody is waiting on a worker.
-  const template: Redis = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const template = redis.client.duplicate({
-        lazyConnect: true,
-        enableOfflineQueue: true,
-        maxRetriesPerRequest: null
-      })
-      delete template.options.commandTimeout
-      return template
-    }),
-    (client) => Effect.sync(() => client.disconnect())
-  )
-
   const processor = async (job: BullJob): Promise<string> => {
     const processed = await run(
       Effect.flatMap(
@@ -380,64 +374,112 @@ export const makeWorker = Effect.fnUntraced(function*(
     }
   }
 
-  const worker: BullWorker = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const worker = new bullmq.Worker(queueName, processor, {
-        connection: template,
-        prefix,
-        autorun: false,
-        concurrency,
-        lockDuration,
-        stalledInterval,
-        maxStalledCount,
-        ...(options.workerName === undefined ? {} : { name: options.workerName })
-      })
-      worker.on(
-        "error",
-        (error) => log(Effect.logDebug("stalewise: BullMQ worker error", describeError(error)).pipe(annotate))
-      )
-      worker.on("stalled", (jobId) =>
-        log(
-          Effect.logWarning("stalewise: a refresh's worker stopped renewing its hold (it died?); the job runs again")
-            .pipe(Effect.annotateLogs({ bullmqJob: jobId }), annotate)
-        ))
-      return worker
-    }),
-    (worker) =>
-      Effect.gen(function*() {
-        // Stop taking jobs and wait for the running ones; past the timeout, interrupt them (their
-        // jobs fail and are retried, their leases released), then let the close finish.
-        const closing = worker.close()
-        const closed = yield* Effect.interruptible(closeQuietly(closing)).pipe(
-          Effect.timeout(shutdownTimeout),
-          Effect.option
-        )
-        if (closed._tag === "Some") return
-        yield* Effect.logWarning(
-          `stalewise: refreshes still running after ${Duration.format(shutdownTimeout)}, interrupting them`
-        ).pipe(annotate)
-        yield* FiberSet.clear(fibers)
-        const forced = yield* Effect.interruptible(closeQuietly(closing)).pipe(
-          Effect.timeout(connectTimeout),
-          Effect.option
-        )
-        if (forced._tag === "None") yield* closeQuietly(worker.disconnect())
-      })
-  )
+  // Creates and runs the BullMQ worker in the scope in context. BullMQ sets its connections up once,
+  // lazily: if the first connect is refused, that setup fails for good. So it is done only once
+  // this process's connection is ready (see below).
+  const start = Effect.gen(function*() {
+    // BullMQ makes its two connections (commands, and the blocking fetch) by duplicating this one.
+    // No command timeout on them: the blocking fetch waits by design (ioredis applies
+    // `commandTimeout` only when it is a number).
+    // Worker connections wait through outages instead of failing: nobody is waiting on a worker.
+    const template: Redis = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const template = redis.client.duplicate({
+          lazyConnect: true,
+          enableOfflineQueue: true,
+          maxRetriesPerRequest: null
+        })
+        delete template.options.commandTimeout
+        return template
+      }),
+      (client) => Effect.sync(() => client.disconnect())
+    )
 
-  yield* Effect.tryPromise({
-    try: () => worker.waitUntilReady(),
-    catch: (cause) => new RedisClient.RedisError({ reason: "Connection", method: "bullmq.worker", cause })
-  }).pipe(
-    Effect.interruptible,
-    Effect.timeoutFail({
-      duration: connectTimeout,
-      onTimeout: () => new RedisClient.RedisError({ reason: "Timeout", method: "bullmq.worker" })
-    })
+    const worker: BullWorker = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const worker = new bullmq.Worker(queueName, processor, {
+          connection: template,
+          prefix,
+          autorun: false,
+          concurrency,
+          lockDuration,
+          stalledInterval,
+          maxStalledCount,
+          ...(options.workerName === undefined ? {} : { name: options.workerName })
+        })
+        worker.on(
+          "error",
+          (error) => log(Effect.logDebug("stalewise: BullMQ worker error", describeError(error)).pipe(annotate))
+        )
+        worker.on("stalled", (jobId) =>
+          log(
+            Effect.logWarning("stalewise: a refresh's worker stopped renewing its hold (it died?); the job runs again")
+              .pipe(Effect.annotateLogs({ bullmqJob: jobId }), annotate)
+          ))
+        return worker
+      }),
+      (worker) =>
+        Effect.gen(function*() {
+          // Stop taking jobs and wait for the running ones; past the timeout, interrupt them (their
+          // jobs fail and are retried, their leases released), then let the close finish.
+          const closing = worker.close()
+          const closed = yield* Effect.interruptible(closeQuietly(closing)).pipe(
+            Effect.timeout(shutdownTimeout),
+            Effect.option
+          )
+          if (closed._tag === "Some") return
+          yield* Effect.logWarning(
+            `stalewise: refreshes still running after ${Duration.format(shutdownTimeout)}, interrupting them`
+          ).pipe(annotate)
+          yield* FiberSet.clear(fibers)
+          const forced = yield* Effect.interruptible(closeQuietly(closing)).pipe(
+            Effect.timeout(connectTimeout),
+            Effect.option
+          )
+          if (forced._tag === "None") yield* closeQuietly(worker.disconnect())
+        })
+    )
+
+    yield* Effect.tryPromise({
+      try: () => worker.waitUntilReady(),
+      catch: (cause) => new RedisClient.RedisError({ reason: "Connection", method: "bullmq.worker", cause })
+    }).pipe(
+      Effect.interruptible,
+      Effect.timeoutFail({
+        duration: connectTimeout,
+        onTimeout: () => new RedisClient.RedisError({ reason: "Timeout", method: "bullmq.worker" })
+      })
+    )
+    // `run` settles when the worker closes; its failures are reported as "error" events too.
+    worker.run().catch((error) =>
+      log(Effect.logWarning("stalewise: BullMQ worker stopped", describeError(error)).pipe(annotate))
+    )
+    yield* Effect.logDebug("stalewise: BullMQ refresh worker started").pipe(annotate)
+  })
+
+  if (redis.client.status === "ready") return yield* start
+  // Redis is not reachable yet: the layer builds now, and the worker starts once this process's
+  // `RedisClient` (which keeps trying) is ready. An attempt that fails (Redis gone again) is
+  // undone and tried again; closing the scope interrupts the wait.
+  yield* Effect.logWarning("stalewise: Redis is not reachable, the BullMQ refresh worker starts once it is").pipe(
+    annotate
   )
-  // `run` settles when the worker closes; its failures are reported as "error" events too.
-  worker.run().catch((error) =>
-    log(Effect.logWarning("stalewise: BullMQ worker stopped", describeError(error)).pipe(annotate))
+  const scope = yield* Effect.scope
+  const attempt = Effect.gen(function*() {
+    yield* whenReady(redis.client)
+    const attemptScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+    yield* Scope.extend(start, attemptScope).pipe(
+      Effect.onError((cause) => Scope.close(attemptScope, Exit.failCause(cause)))
+    )
+  })
+  yield* Effect.forkScoped(
+    attempt.pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning("stalewise: the BullMQ refresh worker could not start, trying again", error.message).pipe(
+          annotate
+        )
+      ),
+      Effect.retry(Schedule.spaced("1 second"))
+    )
   )
-  yield* Effect.logDebug("stalewise: BullMQ refresh worker started").pipe(annotate)
 })
