@@ -67,6 +67,27 @@ export * as CacheMetrics from "./CacheMetrics.js"
 export * as CacheStore from "./CacheStore.js"
 
 /**
+ * `Coherence`: what an in-process tier needs to stay coherent with the other instances — its
+ * subscription to the `InvalidationBus`, and a guard on its loads. Used by CacheFirst's
+ * in-process tier and the tiered store's memory tier; any L1 can use it the same way.
+ *
+ * **The guard** (a generation per load): a load (a read of the shared store, an upstream call)
+ * is tracked from `begin` to `end`. An invalidation covering its key that this instance makes or
+ * hears in between — or a bus `Flush` — overtakes it: its value is still returned to whoever
+ * waits for it, but `mayWrite` says no, so it neither fills the in-process tier nor re-stores
+ * the old value in the shared store.
+ *
+ * **Repair** (optional): an invalidation from another instance may still be on the bus when a
+ * load lands here and writes the old value to the shared store. When that message arrives, and
+ * the write started before the invalidation (`at`) and completed after it, `repair` runs for
+ * the key (typically: delete it from the store and tell the others). The same happens for every
+ * write of the last `repairWindow` when the bus flushes (it may have lost such a message).
+ *
+ * @since 0.1.0
+ */
+export * as Coherence from "./Coherence.js"
+
+/**
  * What the toolkit says when something goes wrong, and how much of it: schema errors summarised
  * by path and reason (never the value that failed), and warnings rate-limited per kind, so that
  * an outage costs one line per kind per interval, with a count, instead of one line per call.
@@ -103,6 +124,23 @@ export * as EntryCodec from "./EntryCodec.js"
  * @since 0.1.0
  */
 export * as Failover from "./Failover.js"
+
+/**
+ * `InvalidationBus`: how instances tell each other that cached values changed, so that every
+ * in-process tier (the tiered store's memory, CacheFirst's `Cache`, any L1) drops its copy. A
+ * service tag with two operations — `publish` an invalidation, `subscribe` a listener — and its
+ * layers: `layerLocal` for instances in one process, `RedisInvalidationBus` (in
+ * `@stalewise/redis`) over Redis pub/sub across processes, and `makeControlled` for tests that
+ * delay, reorder or drop messages.
+ *
+ * **Messages** name a key or a prefix, the instance that sent them (`origin`, so that an
+ * instance can ignore its own) and when (`at`, the sender's `Clock`). A bus that may have lost
+ * messages — its subscription dropped, or was just restored — delivers a local `Flush`: every
+ * listener must then forget everything it holds, since it cannot know what it missed.
+ *
+ * @since 0.1.0
+ */
+export * as InvalidationBus from "./InvalidationBus.js"
 
 /**
  * The story of a cached call: what came back and why. Every strategy can return a value alone or
