@@ -1,0 +1,235 @@
+/**
+ * The Redis invalidation bus against a real `redis-server`: instances with connections of their
+ * own (as in separate processes) hear each other's `set`, `delete`, `invalidate` and
+ * `deletePrefix` within the bus delay (measured and printed), and survive losing their
+ * subscription — `CLIENT KILL TYPE pubsub`, and a resubscribe that the server refuses once (an
+ * ACL without the channel) — by flushing and subscribing again.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { CacheEntry, CacheFirst, InvalidationBus } from "@stalewise/core"
+import { RedisClient, RedisInvalidationBus, RedisStore, TieredStore } from "@stalewise/redis"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as RedisTest from "./utils/RedisTest.js"
+
+const log = (message: string) => console.info(`[stalewise] ${message}`)
+
+const entry = <A>(value: A) => CacheEntry.make({ value, createdAt: 0, staleAt: 60_000, expiresAt: Infinity })
+
+const summary = (samples: ReadonlyArray<number>) => {
+  const sorted = [...samples].sort((x, y) => x - y)
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
+  return `median ${at(0.5).toFixed(2)} ms, p95 ${at(0.95).toFixed(2)} ms, max ${
+    sorted[sorted.length - 1]!.toFixed(2)
+  } ms`
+}
+
+/** An instance's connection, store and bus, as another process would have them; the events it heard. */
+const processLayer = (options: {
+  readonly port?: number | undefined
+  readonly keyPrefix: string
+  readonly channel: string
+  readonly connection?: RedisClient.RedisOptions | undefined
+}) =>
+  Layer.mergeAll(
+    RedisStore.layerFromClient({ keyPrefix: options.keyPrefix }),
+    RedisInvalidationBus.layerFromClient({ channel: options.channel, maxResubscribeDelay: "200 millis" })
+  ).pipe(
+    Layer.provideMerge(
+      RedisClient.layer({
+        host: RedisTest.host,
+        port: options.port ?? RedisTest.port,
+        ...RedisStore.clientDefaults,
+        ...options.connection
+      })
+    )
+  )
+
+const startProcess = (options: Parameters<typeof processLayer>[0]) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(processLayer(options))
+    const events: Array<InvalidationBus.Event["_tag"] | "Disconnected" | "Resubscribed"> = []
+    const bus = yield* Effect.provide(InvalidationBus.InvalidationBus, context)
+    yield* bus.subscribe((event) => events.push(event._tag === "Flush" ? event.reason : event._tag))
+    return { context, events }
+  })
+
+describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
+  RedisTest.assertNoUnhandledRejections()
+
+  it.scopedLive("set, delete, invalidate and deletePrefix on instance A drop B's in-process copies (delay measured)", () =>
+    Effect.gen(function*() {
+      const keyPrefix = RedisTest.makePrefix()
+      const channel = `${keyPrefix}invalidate`
+      // tiered stores: their memory tier is the L1
+      const a = yield* RedisTest.tieredInstance({ keyPrefix })
+      const b = yield* RedisTest.tieredInstance({ keyPrefix })
+      const gone = (store: TieredStore.TieredStore, key: string) =>
+        RedisTest.eventually(Effect.map(store.peekMemory(key), Option.isNone), { within: "1 second", every: 0 })
+      const delays: Record<string, Array<number>> = { set: [], delete: [], deletePrefix: [], invalidate: [] }
+      for (let i = 0; i < 30; i++) {
+        const key = `ns:fn:${i}`
+        yield* a.set(key, entry(`v1-${i}`))
+        yield* RedisTest.filled(b, key)
+        let start = performance.now()
+        yield* a.set(key, entry(`v2-${i}`))
+        yield* gone(b, key)
+        delays.set!.push(performance.now() - start)
+        assert.strictEqual(Option.getOrThrow(yield* b.get(key)).value, `v2-${i}`)
+
+        yield* RedisTest.filled(b, key)
+        start = performance.now()
+        yield* a.delete(key)
+        yield* gone(b, key)
+        delays.delete!.push(performance.now() - start)
+        assert.isTrue(Option.isNone(yield* b.get(key)))
+
+        yield* a.set(`ns:gn:${i}:x`, entry("x"))
+        yield* RedisTest.filled(b, `ns:gn:${i}:x`)
+        start = performance.now()
+        assert.strictEqual(yield* a.deletePrefix(`ns:gn:${i}:`), 1)
+        yield* gone(b, `ns:gn:${i}:x`)
+        delays.deletePrefix!.push(performance.now() - start)
+      }
+
+      // CacheFirst's in-process tier over a plain RedisStore: effect's Cache is the L1
+      const first = yield* startProcess({ keyPrefix, channel })
+      const second = yield* startProcess({ keyPrefix, channel })
+      let version = 0
+      const make = CacheFirst.makePersisted({
+        name: "user",
+        timeToLive: "1 hour",
+        lookup: (id: number) => Effect.sync(() => `user ${id} v${version}`)
+      })
+      const onA = yield* Effect.provide(make, first.context)
+      const onB = yield* Effect.provide(make, second.context)
+      for (let i = 0; i < 30; i++) {
+        const before = yield* onB.get(i)
+        assert.strictEqual((yield* onB.getWithOutcome(i)).status, "hit")
+        version++
+        const start = performance.now()
+        yield* onA.invalidate(i)
+        yield* RedisTest.eventually(Effect.map(onB.get(i), (value) => value !== before), {
+          within: "1 second",
+          every: 0
+        })
+        delays.invalidate!.push(performance.now() - start)
+      }
+      for (const [op, samples] of Object.entries(delays)) {
+        log(
+          `bus delay, ${op} on A → B's in-process copy gone (${samples.length} samples; includes A's own call): ${
+            summary(samples)
+          }`
+        )
+        assert.isBelow([...samples].sort((x, y) => x - y)[Math.floor(samples.length / 2)]!, 50)
+      }
+    }))
+
+  it.scopedLive("CLIENT KILL TYPE pubsub: the instance flushes, subscribes again and hears the next write", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTest.privateServer
+      const keyPrefix = "bus:"
+      const a = yield* RedisTest.tieredInstance({ keyPrefix, port: server.port })
+      const b = yield* RedisTest.tieredInstance({ keyPrefix, port: server.port })
+      const admin = yield* RedisClient.make({ host: RedisTest.host, port: server.port })
+      yield* a.set("ns:fn:1", entry("v1"))
+      yield* RedisTest.filled(b, "ns:fn:1")
+
+      const killedAt = performance.now()
+      const killed = yield* admin.use("client", (client) => client.client("KILL", "TYPE", "pubsub"))
+      assert.isAtLeast(Number(killed), 2, "both subscribers were cut")
+      // b may have missed messages: it flushes
+      yield* RedisTest.eventually(Effect.map(b.peekMemory("ns:fn:1"), Option.isNone), { within: "2 seconds" })
+      // and once subscribed again, it hears a's writes
+      const heard = yield* RedisTest.eventually(
+        Effect.gen(function*() {
+          yield* RedisTest.filled(b, "ns:fn:1")
+          yield* a.set("ns:fn:1", entry(`v${performance.now()}`))
+          return yield* Effect.map(
+            Effect.zipRight(Effect.sleep("20 millis"), b.peekMemory("ns:fn:1")),
+            Option.isNone
+          )
+        }),
+        { within: "5 seconds" }
+      )
+      log(
+        `CLIENT KILL TYPE pubsub: b hears writes again ${(performance.now() - killedAt).toFixed(0)} ms after the kill`
+      )
+      assert.isBelow(heard, 5_000)
+    }))
+
+  it.scopedLive("a resubscribe the server refuses once: retried, and the copy it kept while deaf is flushed", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTest.privateServer
+      const admin = yield* RedisClient.make({ host: RedisTest.host, port: server.port })
+      // b connects as a user whose channel permission the test can take away and give back
+      yield* admin.use("acl", (client) => client.call("ACL", "SETUSER", "app", "on", ">secret", "~*", "&*", "+@all"))
+      const keyPrefix = "acl:"
+      const channel = `${keyPrefix}invalidate`
+      const a = yield* RedisTest.tieredInstance({ keyPrefix, port: server.port })
+      const connection = { username: "app", password: Redacted.make("secret") }
+      const b = yield* startProcess({ port: server.port, keyPrefix, channel, connection })
+      const bStore = yield* Effect.provide(TieredStore.make({ keyPrefix }), b.context)
+      yield* a.set("ns:fn:1", entry("v1"))
+      yield* RedisTest.filled(bStore, "ns:fn:1")
+      const flushesBefore = b.events.filter((e) => e === "Resubscribed").length
+
+      // no channel for b any more (Redis 7 disconnects its subscriber), and its subscription cut
+      yield* admin.use("acl", (client) => client.call("ACL", "SETUSER", "app", "resetchannels"))
+      yield* admin.use("client", (client) => client.client("KILL", "TYPE", "pubsub"))
+      yield* RedisTest.eventually(Effect.sync(() => b.events.includes("Disconnected")), { within: "2 seconds" })
+      // the resubscribe after the reconnect is refused: the ACL log shows it
+      yield* RedisTest.eventually(
+        Effect.map(
+          admin.use("acl", (client) => client.call("ACL", "LOG")),
+          (entries) => JSON.stringify(entries).includes("channel")
+        ),
+        { within: "5 seconds", every: "20 millis" }
+      )
+      // while b is deaf, it keeps a copy that a's next write makes stale, and is not told
+      yield* RedisTest.filled(bStore, "ns:fn:1")
+      yield* a.set("ns:fn:1", entry("v2"))
+      yield* Effect.sleep("50 millis")
+      assert.strictEqual(Option.getOrThrow(yield* bStore.peekMemory("ns:fn:1")).value, "v1", "stale while deaf")
+
+      // the channel is allowed again: the next retry subscribes, and b flushes what it kept
+      const grantedAt = performance.now()
+      yield* admin.use("acl", (client) => client.call("ACL", "SETUSER", "app", "&*"))
+      yield* RedisTest.eventually(Effect.map(bStore.peekMemory("ns:fn:1"), Option.isNone), { within: "5 seconds" })
+      log(`refused resubscribe: retried and flushed ${(performance.now() - grantedAt).toFixed(0)} ms after the grant`)
+      assert.isAbove(b.events.filter((e) => e === "Resubscribed").length, flushesBefore)
+      assert.strictEqual(Option.getOrThrow(yield* bStore.get("ns:fn:1")).value, "v2")
+      // and it listens again
+      yield* RedisTest.filled(bStore, "ns:fn:1")
+      yield* a.set("ns:fn:1", entry("v3"))
+      yield* RedisTest.eventually(Effect.map(bStore.peekMemory("ns:fn:1"), Option.isNone), { within: "1 second" })
+    }))
+
+  it.scopedLive("the bus builds while Redis is down, and subscribes once it is up", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTest.privateServer
+      const client = yield* RedisClient.make({ host: RedisTest.host, port: server.port, ...RedisStore.clientDefaults })
+      yield* server.stop
+      const started = performance.now()
+      const bus = yield* Effect.provideService(
+        RedisInvalidationBus.make({ channel: "down:invalidate", maxResubscribeDelay: "100 millis" }),
+        RedisClient.RedisClient,
+        client
+      )
+      assert.isBelow(performance.now() - started, 1_000, "built at once")
+      const heard: Array<string> = []
+      yield* bus.subscribe((event) => heard.push(event._tag === "Flush" ? event.reason : event._tag))
+      yield* bus.publish({ _tag: "Key", key: "k", origin: "x", at: 0 }) // logged, not thrown
+      yield* server.start
+      yield* RedisTest.eventually(Effect.sync(() => heard.includes("Resubscribed")), { within: "10 seconds" })
+      yield* RedisTest.eventually(
+        Effect.zipRight(
+          bus.publish({ _tag: "Key", key: "k", origin: "x", at: 1 }),
+          Effect.sync(() => heard.includes("Key"))
+        ),
+        { within: "5 seconds", every: "50 millis" }
+      )
+    }))
+})
