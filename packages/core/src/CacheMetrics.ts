@@ -373,6 +373,11 @@ export const annotateStatus = (
  *
  * const program = Effect.map(CacheMetrics.outcomeCounts({ name: "rate" }), (counts) => counts["failover"] ?? 0)
  * ```
+ * Synchronous fetches (misses, refreshes past `syncRefreshAfter`, `refresh`) that found another
+ * process holding the key's lease and waited for its value, tagged `result`: `landed` (the value
+ * arrived and was served: no fetch here), `took-over` (the holder gave the lease up without a
+ * value; this process took it and fetched) and `budget` (the wait budget ran out; this process
+ * fetched without the lease), plus `job`.
  *
  * @since 0.1.0
  * @category metrics
@@ -419,3 +424,7 @@ export const hitRatio = (filter: Readonly<Record<string, string>>): Effect.Effec
     const total = fromCache + (counts.miss ?? 0) + (counts.empty ?? 0)
     return total === 0 ? Option.none() : Option.some(fromCache / total)
   })
+export const leaseWaits = Metric.counter("stalewise_lease_waits", {
+  description: "Synchronous fetches that waited on another process's lease, by result",
+  incremental: true
+})

@@ -6,6 +6,7 @@ import {
   CacheMetrics,
   CacheStore,
   Diagnostics,
+  InvalidationBus,
   Outcome,
   PolicyError
 } from "@stalewise/core"
@@ -19,6 +20,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberMap from "effect/FiberMap"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Job from "../Job.js"
 import { JobError } from "../JobError.js"
@@ -94,6 +96,9 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     }
 
     const store = yield* CacheStore.CacheStore
+    const bus = yield* Effect.serviceOption(InvalidationBus.InvalidationBus)
+    // this job instance in bus messages
+    const origin = globalThis.crypto.randomUUID()
     const queue = yield* RefreshQueue.RefreshQueue
     const registry = yield* JobRegistry.JobRegistry
     const context = yield* Effect.context<R>()
@@ -157,6 +162,13 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
 
     const release = (lease: CacheStore.Lease | undefined): Effect.Effect<void> =>
       lease === undefined ? Effect.void : Effect.ignore(store.releaseLease(lease))
+
+    // Tells the other processes that a fetch of `key` ended (it landed, or the lease is free
+    // again): their waiters look at the store, and their in-process tiers drop older copies.
+    const announce = (key: string): Effect.Effect<void> =>
+      Option.isNone(bus)
+        ? Effect.void
+        : Effect.suspend(() => bus.value.publish({ _tag: "Key", key, origin, at: now() }))
 
     // --- Back-off after failed refreshes (per key, in this process) ------------------------------
 
@@ -240,7 +252,8 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const fetchShared = (
       key: string,
       args: Args,
-      kind: "miss" | "refresh"
+      kind: "miss" | "refresh",
+      accept: (landed: CacheEntry.CacheEntry<A>) => boolean = () => true
     ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
       Effect.suspend(() => {
         const running = FiberMap.unsafeGet(fetches, key)
@@ -250,14 +263,93 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           // If that refresh is interrupted (its queue shut down), fetch anew.
           return Effect.catchAllCause(
             Deferred.await(refreshing),
-            (cause) => Cause.isInterruptedOnly(cause) ? fetchShared(key, args, kind) : Effect.failCause(cause)
+            (cause) => Cause.isInterruptedOnly(cause) ? fetchShared(key, args, kind, accept) : Effect.failCause(cause)
           )
         }
         return Effect.flatMap(
-          FiberMap.run(fetches, key, fetchAndStore(key, args, kind)),
+          FiberMap.run(fetches, key, fetchLeased(key, args, kind, accept)),
           (fiber) => Effect.flatMap(Fiber.await(fiber), (exit) => exit)
         )
       })
+
+    // --- One synchronous fetch per key across processes: the lease holder fetches --------------
+
+    type Lease = { readonly _tag: "Acquired"; readonly lease: CacheStore.Lease } | { readonly _tag: "Held" } | {
+      readonly _tag: "Unavailable"
+    }
+    const held: Lease = { _tag: "Held" }
+    const unavailable: Lease = { _tag: "Unavailable" }
+    const tryLease = (key: string): Effect.Effect<Lease> =>
+      store.acquireLease(key, policy.refreshLease).pipe(
+        Effect.map(Option.match({ onNone: () => held, onSome: (lease) => ({ _tag: "Acquired", lease }) as const })),
+        // a store that cannot lease cannot coordinate: fetch here, as the read path degrades
+        Effect.catchAll(() => Effect.succeed(unavailable))
+      )
+
+    const fetchHolding = (
+      key: string,
+      args: Args,
+      kind: "miss" | "refresh",
+      lease: CacheStore.Lease | undefined
+    ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
+      fetchAndStore(key, args, kind).pipe(Effect.ensuring(Effect.zipRight(release(lease), announce(key))))
+
+    /**
+     * A synchronous fetch of `key`: with the lease, fetch; when another process holds it, wait for
+     * its value (an entry `accept` takes) for at most `leaseWait`, then fetch anyway.
+     */
+    const fetchLeased = (
+      key: string,
+      args: Args,
+      kind: "miss" | "refresh",
+      accept: (landed: CacheEntry.CacheEntry<A>) => boolean
+    ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
+      Effect.flatMap(tryLease(key), (lease) => {
+        if (lease._tag === "Acquired") return fetchHolding(key, args, kind, lease.lease)
+        // this process's own background request holds it: it is the holder, so it fetches
+        if (lease._tag === "Unavailable" || holdsHere(key)) return fetchAndStore(key, args, kind)
+        return Effect.flatMap(awaitLanding(key, accept), (waited) => {
+          metrics.countLeaseWait(
+            name,
+            waited._tag === "Landed" ? "landed" : waited._tag === "Acquired" ? "took-over" : "budget"
+          )
+          if (waited._tag === "Landed") return Effect.succeed(waited.entry)
+          return fetchHolding(key, args, kind, waited._tag === "Acquired" ? waited.lease : undefined)
+        })
+      })
+
+    // Woken by the bus when the holder's fetch ends (a slow poll backs it up, in case that message
+    // is lost); without a bus, polls the store with a back-off from 10 to 250 ms.
+    const awaitLanding = (
+      key: string,
+      accept: (landed: CacheEntry.CacheEntry<A>) => boolean
+    ): Effect.Effect<
+      | { readonly _tag: "Landed"; readonly entry: CacheEntry.CacheEntry<A> }
+      | { readonly _tag: "Acquired"; readonly lease: CacheStore.Lease }
+      | { readonly _tag: "Budget" }
+    > =>
+      Effect.scoped(Effect.gen(function*() {
+        const wake = yield* Queue.sliding<void>(1)
+        // subscribed before the first look, so that a landing in between is not missed
+        if (Option.isSome(bus)) {
+          yield* bus.value.subscribe((event) => {
+            if (event._tag === "Flush" || InvalidationBus.covers(event, key)) Queue.unsafeOffer(wake, undefined)
+          })
+        }
+        const deadline = now() + Duration.toMillis(policy.leaseWait)
+        let pause = Option.isSome(bus) ? 100 : 10
+        while (true) {
+          const current = yield* read(key)
+          if (Option.isSome(current) && accept(current.value)) return { _tag: "Landed", entry: current.value } as const
+          // the holder may have given up (failed, or died and its lease ran out)
+          const lease = yield* tryLease(key)
+          if (lease._tag === "Acquired") return lease
+          const left = deadline - now()
+          if (left <= 0 || lease._tag === "Unavailable") return { _tag: "Budget" } as const
+          yield* Effect.timeout(Queue.take(wake), Math.min(left, pause)).pipe(Effect.ignore)
+          pause = Math.min(pause * 2, Option.isSome(bus) ? 1_000 : 250)
+        }
+      }))
 
     /** Waits for the fetch of `key` running now, if any, whatever its result. */
     const awaitRunning = (key: string): Effect.Effect<void> =>
@@ -331,9 +423,25 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           return closed ? Effect.succeed("skipped") : fetchInBackground(request.key, args)
         }
       ).pipe(Effect.ensuring(Effect.zipRight(
-        Effect.sync(() => pending.delete(request.key)),
-        release(request.lease)
+        Effect.sync(() => {
+          pending.delete(request.key)
+          leasedHere.delete(request.key)
+        }),
+        Effect.zipRight(release(request.lease), announce(request.key))
       )))
+
+    // The leases of refresh requests this process enqueued, until the refresh runs here or the
+    // lease runs out (a worker elsewhere runs it): a synchronous fetch of such a key is this
+    // process's to make, not one to wait for.
+    const leasedHere = new Map<string, number>()
+    const holdsHere = (key: string): boolean => (leasedHere.get(key) ?? 0) > now()
+    const holdHere = (lease: CacheStore.Lease): void => {
+      if (leasedHere.size >= 1_024) {
+        const at = now()
+        for (const [k, until] of leasedHere) if (until <= at) leasedHere.delete(k)
+      }
+      leasedHere.set(lease.key, lease.expiresAt)
+    }
 
     // --- Which refreshes are on their way ----------------------------------------------------------
 
@@ -474,6 +582,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         switch (offered) {
           // the memo stays while the request waits or runs
           case "enqueued":
+            holdHere(lease.value)
             return queued
           case "duplicate":
             metrics.countRefresh(name, "skipped")
@@ -555,7 +664,8 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       args: Args,
       entry: CacheEntry.CacheEntry<A>
     ): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
-      Effect.flatMap(Effect.exit(fetchShared(key, args, "refresh")), (exit) => {
+      // another process's refresh of the same stale value serves as well as ours
+      Effect.flatMap(Effect.exit(fetchShared(key, args, "refresh", (landed) => landed.createdAt > entry.createdAt)), (exit) => {
         if (Exit.isSuccess(exit)) return Effect.succeed(fetched(exit.value))
         // the stale value is a fallback only until it expires, also while the refresh ran
         if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause) || now() >= entry.expiresAt) {
@@ -684,10 +794,17 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         Effect.flatMap(keyOf(args), (key) =>
           // A fetch already running may have started before whatever made the caller refresh (a
           // write to the source): let it finish, then fetch — or join a fetch started since.
-          Effect.zipRight(
-            awaitRunning(key),
-            Effect.map(fetchShared(key, args, "refresh"), (entry) => entry.value)
-          )),
+          Effect.suspend(() => {
+            const calledAt = now()
+            return Effect.zipRight(
+              awaitRunning(key),
+              // another process's fetch serves if it landed after this call
+              Effect.map(
+                fetchShared(key, args, "refresh", (landed) => landed.createdAt >= calledAt),
+                (entry) => entry.value
+              )
+            )
+          })),
       refreshInBackground: (...args) =>
         Effect.flatMap(keyOf(args), (key) => Effect.asVoid(requestRefresh(key, args, { force: true }))),
       clear: store.deletePrefix(CacheKey.prefix(namespace, name))
