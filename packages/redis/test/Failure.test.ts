@@ -239,21 +239,22 @@ describe.skipIf(!RedisTest.available)("Redis failures (private redis-server: sto
       assert.isAtLeast((yield* storeErrors("tiered")) - errorsBefore, 2)
 
       yield* server.start
-      // both resubscribe and forget what they may have missed
-      const emptied = yield* RedisTest.eventually(
-        Effect.map(
-          Effect.all([a.peekMemory("ns:fn:1"), b.peekMemory("ns:fn:1")]),
-          (copies) => copies.every(Option.isNone)
-        ),
+      // a resubscribes and forgets what it kept meanwhile (it may have missed messages)
+      const emptied = yield* RedisTest.eventually(Effect.map(a.peekMemory("ns:fn:1"), Option.isNone), {
+        within: "10 seconds",
+        every: "10 millis"
+      })
+      log(`tiered store: a's memory tier emptied ${emptied.toFixed(0)} ms after the restart`)
+      // b's connections are back too: the new server is empty
+      yield* RedisTest.eventually(
+        Effect.map(Effect.either(b.get("ns:fn:1")), (read) => read._tag === "Right" && Option.isNone(read.right)),
         { within: "10 seconds", every: "10 millis" }
       )
-      log(`tiered store: memory tiers emptied ${emptied.toFixed(0)} ms after the restart`)
       // the command connections reconnect on their own schedule
       yield* RedisTest.eventually(
         Effect.map(Effect.all([works(a, "probe"), works(b, "probe")]), (ok) => ok.every(Boolean)),
         { within: "2 seconds", every: "10 millis" }
       )
-      assert.isTrue(Option.isNone(yield* b.get("ns:fn:1")), "the new server is empty")
       yield* a.set("ns:fn:1", entry("v3"))
       assert.strictEqual(Option.getOrThrow(yield* b.get("ns:fn:1")).value, "v3")
       yield* a.set("ns:fn:1", entry("v4"))
