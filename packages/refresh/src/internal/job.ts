@@ -5,6 +5,7 @@ import {
   CacheKey,
   CacheMetrics,
   CacheStore,
+  Coherence,
   Diagnostics,
   InvalidationBus,
   Outcome,
@@ -99,6 +100,9 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const bus = yield* Effect.serviceOption(InvalidationBus.InvalidationBus)
     // this job instance in bus messages
     const origin = globalThis.crypto.randomUUID()
+    // A fetch that `set`, `delete` or `clear` (here, or heard on the bus) overtook returns its
+    // value to its callers but does not write it over what they did. Jobs keep no copies to drop.
+    const coherence = yield* Coherence.make({ origin, drop: () => undefined })
     const queue = yield* RefreshQueue.RefreshQueue
     const registry = yield* JobRegistry.JobRegistry
     const context = yield* Effect.context<R>()
@@ -219,9 +223,17 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
       Effect.suspend(() => {
         if (kind === "refresh") metrics.countRefresh(name, "started")
-        return fetchValue(key, args)
+        const load = coherence.begin(key)
+        return fetchValue(key, args).pipe(
+          Effect.flatMap((value) =>
+            Effect.flatMap(
+              entryOf(value),
+              (entry) => coherence.mayWrite(load) ? Effect.as(write(key, entry), entry) : Effect.succeed(entry)
+            )
+          ),
+          Effect.ensuring(Effect.sync(() => coherence.end(load)))
+        )
       }).pipe(
-        Effect.flatMap((value) => Effect.flatMap(entryOf(value), (entry) => Effect.as(write(key, entry), entry))),
         Effect.onExit((exit) =>
           Effect.suspend(() => {
             if (Exit.isSuccess(exit)) {
@@ -756,6 +768,13 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           }
         }))
 
+    // Fetches in flight are overtaken before the store changes, and other processes told after.
+    const overtaking = <X, Err>(target: InvalidationBus.Target, change: Effect.Effect<X, Err>) =>
+      Effect.suspend(() => {
+        coherence.overtake(target)
+        return Effect.tap(change, () => coherence.invalidate(target))
+      })
+
     const job: Job.Job<Args, A, E> = {
       [TypeId]: TypeId,
       name,
@@ -781,14 +800,14 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       delete: (...args) =>
         Effect.flatMap(keyOf(args), (key) => {
           backoff.delete(key)
-          return store.delete(key)
+          return overtaking({ _tag: "Key", key }, store.delete(key))
         }),
       peek: (...args) => Effect.flatMap(keyOf(args), (key) => store.get<A, any>(key, schema)),
       set: (args, value) =>
         Effect.flatMap(keyOf(args), (key) =>
           Effect.flatMap(entryOf(value), (entry) => {
             backoff.delete(key)
-            return store.set(key, entry, schema)
+            return overtaking({ _tag: "Key", key }, store.set(key, entry, schema))
           })),
       refresh: (...args) =>
         Effect.flatMap(keyOf(args), (key) =>
@@ -807,7 +826,10 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           })),
       refreshInBackground: (...args) =>
         Effect.flatMap(keyOf(args), (key) => Effect.asVoid(requestRefresh(key, args, { force: true }))),
-      clear: store.deletePrefix(CacheKey.prefix(namespace, name))
+      clear: overtaking(
+        { _tag: "Prefix", prefix: CacheKey.prefix(namespace, name) },
+        store.deletePrefix(CacheKey.prefix(namespace, name))
+      )
     }
     return job
   })
