@@ -6,9 +6,12 @@
  * ACL without the channel) — by flushing and subscribing again.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CacheEntry, CacheFirst, InvalidationBus } from "@stalewise/core"
+import { CacheEntry, CacheFirst, CacheKey, CacheStore, InvalidationBus } from "@stalewise/core"
 import { RedisClient, RedisInvalidationBus, RedisStore, TieredStore } from "@stalewise/redis"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -125,6 +128,41 @@ describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
         )
         assert.isBelow([...samples].sort((x, y) => x - y)[Math.floor(samples.length / 2)]!, 50)
       }
+    }))
+
+  it.scopedLive("a CacheFirst load that started before another instance's invalidation does not re-store the old value", () =>
+    Effect.gen(function*() {
+      const keyPrefix = RedisTest.makePrefix()
+      const channel = `${keyPrefix}invalidate`
+      const first = yield* startProcess({ keyPrefix, channel })
+      const second = yield* startProcess({ keyPrefix, channel })
+      let version = 0
+      const gate = yield* Deferred.make<void>()
+      const make = (gated: boolean) =>
+        CacheFirst.makePersisted({
+          name: "user",
+          timeToLive: "1 hour",
+          lookup: (id: number) =>
+            Effect.suspend(() => {
+              const seen = version
+              return Effect.as(gated ? Deferred.await(gate) : Effect.void, `user ${id} v${seen}`)
+            })
+        })
+      const onA = yield* Effect.provide(make(true), first.context)
+      const onB = yield* Effect.provide(make(false), second.context)
+      const store = yield* Effect.provide(CacheStore.CacheStore, second.context)
+
+      const loading = yield* Effect.fork(onA.get(1)) // reads v0 upstream, then waits at the gate
+      yield* Effect.sleep("20 millis")
+      version++ // the source changes, and B invalidates
+      yield* onB.invalidate(1)
+      yield* Effect.sleep("50 millis") // A hears it
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual(yield* Fiber.join(loading), "user 1 v0", "the load answers its own caller")
+      const stored = yield* store.get(Either.getOrThrow(CacheKey.make("cache-first", "user", [1])).value)
+      assert.isTrue(Option.isNone(stored), "but did not store the old value")
+      assert.strictEqual(yield* onB.get(1), "user 1 v1")
+      assert.strictEqual(yield* onA.get(1), "user 1 v1", "nor kept it in A's in-process tier")
     }))
 
   it.scopedLive("CLIENT KILL TYPE pubsub: the instance flushes, subscribes again and hears the next write", () =>
