@@ -189,6 +189,29 @@ describe("Coherence", () => {
       assert.deepStrictEqual(latest, [1, 1])
     }).pipe(Effect.scoped))
 
+  it.scoped("layerLocal: invalidate and invalidateAll on one instance drop the other's in-process copies", () =>
+    Effect.gen(function*() {
+      let version = 0
+      const make = CacheFirst.makePersisted({
+        name: "user",
+        timeToLive: "1 hour",
+        lookup: (id: number) => Effect.sync(() => `${id} v${version}`)
+      })
+      const a = yield* make
+      const b = yield* make
+      assert.strictEqual(yield* b.get(1), "1 v0")
+      assert.strictEqual(yield* b.get(2), "2 v0")
+      assert.strictEqual((yield* b.getWithOutcome(1)).status, "hit")
+      version++
+      yield* a.invalidate(1)
+      const one = yield* b.getWithOutcome(1)
+      assert.deepStrictEqual([one.status, one.value], ["miss", "1 v1"])
+      assert.strictEqual((yield* b.getWithOutcome(2)).value, "2 v0", "other keys are kept")
+      version++
+      yield* a.invalidateAll
+      assert.deepStrictEqual([yield* b.get(1), yield* b.get(2)], ["1 v2", "2 v2"])
+    }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory, InvalidationBus.layerLocal))))
+
   it.scoped("Coherence guards loads against this instance's own invalidations without any bus", () =>
     Effect.gen(function*() {
       const dropped: Array<InvalidationBus.Target> = []
