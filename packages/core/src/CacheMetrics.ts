@@ -428,3 +428,27 @@ export const leaseWaits = Metric.counter("stalewise_lease_waits", {
   description: "Synchronous fetches that waited on another process's lease, by result",
   incremental: true
 })
+
+/**
+ * Flushes an `InvalidationBus` delivered to its listeners, tagged `reason`: `Disconnected` (the
+ * subscription was lost) or `Resubscribed` (it is back). Each one empties every in-process tier.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const busFlushes = Metric.counter("stalewise_bus_flushes", {
+  description: "Invalidation bus flushes (subscription lost or restored), by reason",
+  incremental: true
+})
+
+/**
+ * Invalidations an `InvalidationBus` could not send (its backend failed or timed out). The
+ * receivers' bounds cover them: a flush when their subscription is lost, the memory time-to-live.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const busPublishFailures = Metric.counter("stalewise_bus_publish_failures", {
+  description: "Invalidations the bus could not send",
+  incremental: true
+})

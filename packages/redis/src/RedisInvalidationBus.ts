@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import * as CacheMetrics from "@stalewise/core/CacheMetrics"
 import * as InvalidationBus from "@stalewise/core/InvalidationBus"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -20,6 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as RedisClient from "./RedisClient.js"
@@ -88,6 +90,11 @@ const decode = (message: string): InvalidationBus.Invalidation | undefined => {
   }
 }
 
+const flushLabels = {
+  Disconnected: [MetricLabel.make("reason", "Disconnected")],
+  Resubscribed: [MetricLabel.make("reason", "Resubscribed")]
+} as const
+
 /**
  * Builds a bus over the `RedisClient` in context (which publishes) with a subscriber connection
  * of its own, closed with the scope. Never fails, whether Redis is up or not.
@@ -95,7 +102,8 @@ const decode = (message: string): InvalidationBus.Invalidation | undefined => {
  * **Details**
  *
  * - `publish`: `PUBLISH` on the client's connection, bounded by its `commandTimeout`; a failure
- *   is logged (the receivers' bounds cover the lost message).
+ *   is logged and counted in `CacheMetrics.busPublishFailures` (the receivers' bounds cover the
+ *   lost message).
  * - The subscriber is opened with the client's options (`autoResubscribe` off: the bus
  *   subscribes itself), connects in the background and reconnects with ioredis's
  *   `retryStrategy`. After each connect it sends `SUBSCRIBE`, retried with a doubling delay up to
@@ -104,7 +112,8 @@ const decode = (message: string): InvalidationBus.Invalidation | undefined => {
  *   a reachable Redis hears invalidations from its first call; with Redis down it returns at once.
  * - Listeners get a `Flush` with reason `Disconnected` when a subscribed connection closes, and
  *   one with reason `Resubscribed` each time the subscription is in place again (also the first
- *   time: whatever was cached before could not have been told).
+ *   time: whatever was cached before could not have been told), counted in
+ *   `CacheMetrics.busFlushes` by reason.
  *
  * @example
  * ```ts
@@ -136,6 +145,7 @@ export const make = Effect.fnUntraced(function*(
   const firstAttempt = yield* Deferred.make<void>()
   const listeners = new Set<(event: InvalidationBus.Event) => void>()
   const emit = (event: InvalidationBus.Event) => {
+    if (event._tag === "Flush") CacheMetrics.busFlushes.unsafeUpdate(1, flushLabels[event.reason])
     for (const listener of listeners) listener(event)
   }
 
@@ -198,11 +208,12 @@ export const make = Effect.fnUntraced(function*(
   return InvalidationBus.make({
     publish: (invalidation) =>
       redis.use("publish", (client) => client.publish(channel, encode(invalidation))).pipe(
-        Effect.catchAll((error) =>
-          Effect.logWarning("stalewise: invalidation not published").pipe(
+        Effect.catchAll((error) => {
+          CacheMetrics.busPublishFailures.unsafeUpdate(1, [])
+          return Effect.logWarning("stalewise: invalidation not published").pipe(
             Effect.annotateLogs({ channel, error: error.message })
           )
-        )
+        })
       ),
     subscribe: (listener) =>
       Effect.acquireRelease(

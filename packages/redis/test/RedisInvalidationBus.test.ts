@@ -6,15 +6,18 @@
  * ACL without the channel) — by flushing and subscribing again.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CacheEntry, CacheFirst, InvalidationBus } from "@stalewise/core"
+import { CacheEntry, CacheFirst, CacheMetrics, InvalidationBus } from "@stalewise/core"
 import { RedisClient, RedisInvalidationBus, RedisStore, TieredStore } from "@stalewise/redis"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as RedisTest from "./utils/RedisTest.js"
+
+const counter = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (state) => state.count)
 
 const log = (message: string) => console.info(`[stalewise] ${message}`)
 
@@ -137,6 +140,7 @@ describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
       const second = yield* startProcess({ keyPrefix, channel })
       let version = 0
       const gate = yield* Deferred.make<void>()
+      const started = yield* Deferred.make<void>()
       const make = (gated: boolean) =>
         CacheFirst.makePersisted({
           name: "user",
@@ -144,17 +148,20 @@ describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
           lookup: (id: number) =>
             Effect.suspend(() => {
               const seen = version
-              return Effect.as(gated ? Deferred.await(gate) : Effect.void, `user ${id} v${seen}`)
+              return Effect.as(
+                gated ? Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(gate)) : Effect.void,
+                `user ${id} v${seen}`
+              )
             })
         })
       const onA = yield* Effect.provide(make(true), first.context)
       const onB = yield* Effect.provide(make(false), second.context)
 
       const loading = yield* Effect.fork(onA.get(1)) // reads v0 upstream, then waits at the gate
-      yield* Effect.sleep("20 millis")
+      yield* Deferred.await(started)
       version++ // the source changes, and B invalidates
       yield* onB.invalidate(1)
-      yield* Effect.sleep("50 millis") // A hears it
+      yield* Effect.sleep("200 millis") // A hears it
       yield* Deferred.succeed(gate, undefined)
       assert.strictEqual(yield* Fiber.join(loading), "user 1 v0", "the load answers its own caller")
       // whatever the key looks like: nothing under the function's prefix holds the old value
@@ -184,6 +191,7 @@ describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
       yield* a.set("ns:fn:1", entry("v1"))
       yield* RedisTest.filled(b, "ns:fn:1")
 
+      const disconnectedBefore = yield* counter(Metric.tagged(CacheMetrics.busFlushes, "reason", "Disconnected"))
       const killedAt = performance.now()
       const killed = yield* admin.use("client", (client) => client.client("KILL", "TYPE", "pubsub"))
       assert.isAtLeast(Number(killed), 2, "both subscribers were cut")
@@ -200,6 +208,11 @@ describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
           )
         }),
         { within: "5 seconds" }
+      )
+      assert.isAtLeast(
+        (yield* counter(Metric.tagged(CacheMetrics.busFlushes, "reason", "Disconnected"))) - disconnectedBefore,
+        2,
+        "both instances counted the lost subscription"
       )
       log(
         `CLIENT KILL TYPE pubsub: b hears writes again ${(performance.now() - killedAt).toFixed(0)} ms after the kill`
@@ -268,7 +281,9 @@ describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
       assert.isBelow(performance.now() - started, 1_000, "built at once")
       const heard: Array<string> = []
       yield* bus.subscribe((event) => heard.push(event._tag === "Flush" ? event.reason : event._tag))
-      yield* bus.publish({ _tag: "Key", key: "k", origin: "x", at: 0 }) // logged, not thrown
+      const failuresBefore = yield* counter(CacheMetrics.busPublishFailures)
+      yield* bus.publish({ _tag: "Key", key: "k", origin: "x", at: 0 }) // logged and counted, not thrown
+      assert.isAbove(yield* counter(CacheMetrics.busPublishFailures), failuresBefore)
       yield* server.start
       yield* RedisTest.eventually(Effect.sync(() => heard.includes("Resubscribed")), { within: "10 seconds" })
       yield* RedisTest.eventually(
