@@ -212,6 +212,33 @@ describe("Coherence", () => {
       assert.deepStrictEqual([yield* b.get(1), yield* b.get(2)], ["1 v2", "2 v2"])
     }).pipe(Effect.provide(Layer.merge(CacheStore.layerMemory, InvalidationBus.layerLocal))))
 
+  it.scoped("a read during a slow invalidate does not keep the value the store still held", () =>
+    Effect.gen(function*() {
+      const memory = yield* CacheStore.makeMemory()
+      const deleting = yield* Deferred.make<void>()
+      // a store whose deletes wait until the test lets them through (a slow Redis)
+      const slow: CacheStore.CacheStore.Service = {
+        ...memory,
+        delete: (key) => Effect.zipRight(Deferred.await(deleting), memory.delete(key))
+      }
+      let version = 0
+      const cached = yield* CacheFirst.makePersisted({
+        name: "user",
+        timeToLive: "1 hour",
+        lookup: (id: number) => Effect.sync(() => `${id} v${version}`)
+      }).pipe(Effect.provideService(CacheStore.CacheStore, slow))
+      assert.strictEqual(yield* cached.get(1), "1 v0")
+      version++
+      const invalidating = yield* Effect.fork(cached.invalidate(1))
+      yield* settle
+      // the store still holds v0: this read gets it (it cannot know better yet)…
+      assert.strictEqual(yield* cached.get(1), "1 v0")
+      yield* Deferred.succeed(deleting, undefined)
+      yield* Fiber.join(invalidating)
+      // …but once the invalidation is done, nothing keeps it
+      assert.strictEqual(yield* cached.get(1), "1 v1")
+    }))
+
   it.scoped("Coherence guards loads against this instance's own invalidations without any bus", () =>
     Effect.gen(function*() {
       const dropped: Array<InvalidationBus.Target> = []
