@@ -378,6 +378,12 @@ export const annotateStatus = (
  * arrived and was served: no fetch here), `took-over` (the holder gave the lease up without a
  * value; this process took it and fetched) and `budget` (the wait budget ran out; this process
  * fetched without the lease), plus `job`.
+ * Fetches (`SingleFlight`: a job's misses, refreshes past `syncRefreshAfter` and `refresh`, a
+ * persisted CacheFirst's misses) that found another process holding the key's lease and waited
+ * for its value, tagged `result`: `landed` (the value arrived and was served: no fetch here),
+ * `took-over` (the holder gave the lease up without a value; this process took it and fetched)
+ * and `budget` (the wait budget ran out; this process fetched without the lease), plus the
+ * strategy's labels (`strategy`, and `job` for jobs).
  *
  * @since 0.1.0
  * @category metrics

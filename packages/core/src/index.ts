@@ -160,6 +160,17 @@ export * as Outcome from "./Outcome.js"
 export * as PolicyError from "./PolicyError.js"
 
 /**
+ * `SingleFlight`: one upstream call per key across processes that share a `CacheStore`. The
+ * process that takes the key's lease fetches, stores, releases the lease and announces the
+ * landing on the `InvalidationBus`; the others wait for the value to land — woken by the bus, or
+ * polling the store without one — within a wait budget, then fetch themselves. Stale-while-
+ * revalidate jobs and persisted CacheFirst functions run their upstream calls through it.
+ *
+ * @since 0.1.0
+ */
+export * as SingleFlight from "./SingleFlight.js"
+
+/**
  * The time policy shared by every strategy: `lifetime` (age until a value is stale) and
  * `timeToLive` (age until it is gone), both measured from the moment the value was fetched and
  * read from `Clock`, so `TestClock` drives every rule.

@@ -16,6 +16,7 @@ const leaseWaits = (job: string, result: "landed" | "took-over" | "budget") =>
     Metric.value(
       Metric.taggedWithLabels(CacheMetrics.leaseWaits, [
         MetricLabel.make("result", result),
+        MetricLabel.make("strategy", "stale-while-revalidate"),
         MetricLabel.make("job", job)
       ])
     ),

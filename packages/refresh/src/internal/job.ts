@@ -1,4 +1,5 @@
 /** @internal */
+import type { InvalidationBus } from "@stalewise/core"
 import {
   CacheControl,
   CacheEntry,
@@ -9,7 +10,8 @@ import {
   Diagnostics,
   InvalidationBus,
   Outcome,
-  PolicyError
+  PolicyError,
+  SingleFlight
 } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
@@ -21,7 +23,6 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberMap from "effect/FiberMap"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Job from "../Job.js"
 import { JobError } from "../JobError.js"
@@ -97,12 +98,6 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     }
 
     const store = yield* CacheStore.CacheStore
-    const bus = yield* Effect.serviceOption(InvalidationBus.InvalidationBus)
-    // this job instance in bus messages
-    const origin = globalThis.crypto.randomUUID()
-    // A fetch that `set`, `delete` or `clear` (here, or heard on the bus) overtook returns its
-    // value to its callers but does not write it over what they did. Jobs keep no copies to drop.
-    const coherence = yield* Coherence.make({ origin, drop: () => undefined })
     const queue = yield* RefreshQueue.RefreshQueue
     const registry = yield* JobRegistry.JobRegistry
     const context = yield* Effect.context<R>()
@@ -127,6 +122,11 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const countOutcome = CacheMetrics.makeOutcomeCounter(annotations)
     // refreshes failing in an upstream outage: one line per interval, with a count
     const warnings = Diagnostics.makeWarnings()
+    // one synchronous fetch per key across processes; its bus messages announce landings
+    const flight = yield* SingleFlight.make({ lease: policy.refreshLease, wait: policy.leaseWait, annotations })
+    // A fetch that `set`, `delete` or `clear` (here, or heard on the bus) overtook returns its
+    // value to its callers but does not write it over what they did. Jobs keep no copies to drop.
+    const coherence = yield* Coherence.make({ origin: flight.origin, drop: () => undefined })
     const now = () => clock.unsafeCurrentTimeMillis()
 
     // --- Keys, entries and the store ------------------------------------------------------------
@@ -166,13 +166,6 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
 
     const release = (lease: CacheStore.Lease | undefined): Effect.Effect<void> =>
       lease === undefined ? Effect.void : Effect.ignore(store.releaseLease(lease))
-
-    // Tells the other processes that a fetch of `key` ended (it landed, or the lease is free
-    // again): their waiters look at the store, and their in-process tiers drop older copies.
-    const announce = (key: string): Effect.Effect<void> =>
-      Option.isNone(bus)
-        ? Effect.void
-        : Effect.suspend(() => bus.value.publish({ _tag: "Key", key, origin, at: now() }))
 
     // --- Back-off after failed refreshes (per key, in this process) ------------------------------
 
@@ -286,82 +279,22 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
 
     // --- One synchronous fetch per key across processes: the lease holder fetches --------------
 
-    type Lease = { readonly _tag: "Acquired"; readonly lease: CacheStore.Lease } | { readonly _tag: "Held" } | {
-      readonly _tag: "Unavailable"
-    }
-    const held: Lease = { _tag: "Held" }
-    const unavailable: Lease = { _tag: "Unavailable" }
-    const tryLease = (key: string): Effect.Effect<Lease> =>
-      store.acquireLease(key, policy.refreshLease).pipe(
-        Effect.map(Option.match({ onNone: () => held, onSome: (lease) => ({ _tag: "Acquired", lease }) as const })),
-        // a store that cannot lease cannot coordinate: fetch here, as the read path degrades
-        Effect.catchAll(() => Effect.succeed(unavailable))
-      )
-
-    const fetchHolding = (
-      key: string,
-      args: Args,
-      kind: "miss" | "refresh",
-      lease: CacheStore.Lease | undefined
-    ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
-      fetchAndStore(key, args, kind).pipe(Effect.ensuring(Effect.zipRight(release(lease), announce(key))))
-
-    /**
-     * A synchronous fetch of `key`: with the lease, fetch; when another process holds it, wait for
-     * its value (an entry `accept` takes) for at most `leaseWait`, then fetch anyway.
-     */
+    // With the lease, fetch; when another process holds it, wait for its value (an entry `accept`
+    // takes) for at most `leaseWait`, then fetch anyway. This process's own background request
+    // holding the lease makes it the holder: it fetches.
     const fetchLeased = (
       key: string,
       args: Args,
       kind: "miss" | "refresh",
       accept: (landed: CacheEntry.CacheEntry<A>) => boolean
     ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
-      Effect.flatMap(tryLease(key), (lease) => {
-        if (lease._tag === "Acquired") return fetchHolding(key, args, kind, lease.lease)
-        // this process's own background request holds it: it is the holder, so it fetches
-        if (lease._tag === "Unavailable" || holdsHere(key)) return fetchAndStore(key, args, kind)
-        return Effect.flatMap(awaitLanding(key, accept), (waited) => {
-          metrics.countLeaseWait(
-            name,
-            waited._tag === "Landed" ? "landed" : waited._tag === "Acquired" ? "took-over" : "budget"
-          )
-          if (waited._tag === "Landed") return Effect.succeed(waited.entry)
-          return fetchHolding(key, args, kind, waited._tag === "Acquired" ? waited.lease : undefined)
-        })
+      flight.run({
+        key,
+        read: read(key),
+        accept,
+        fetch: fetchAndStore(key, args, kind),
+        heldHere: () => holdsHere(key)
       })
-
-    // Woken by the bus when the holder's fetch ends (a slow poll backs it up, in case that message
-    // is lost); without a bus, polls the store with a back-off from 10 to 250 ms.
-    const awaitLanding = (
-      key: string,
-      accept: (landed: CacheEntry.CacheEntry<A>) => boolean
-    ): Effect.Effect<
-      | { readonly _tag: "Landed"; readonly entry: CacheEntry.CacheEntry<A> }
-      | { readonly _tag: "Acquired"; readonly lease: CacheStore.Lease }
-      | { readonly _tag: "Budget" }
-    > =>
-      Effect.scoped(Effect.gen(function*() {
-        const wake = yield* Queue.sliding<void>(1)
-        // subscribed before the first look, so that a landing in between is not missed
-        if (Option.isSome(bus)) {
-          yield* bus.value.subscribe((event) => {
-            if (event._tag === "Flush" || InvalidationBus.covers(event, key)) Queue.unsafeOffer(wake, undefined)
-          })
-        }
-        const deadline = now() + Duration.toMillis(policy.leaseWait)
-        let pause = Option.isSome(bus) ? 100 : 10
-        while (true) {
-          const current = yield* read(key)
-          if (Option.isSome(current) && accept(current.value)) return { _tag: "Landed", entry: current.value } as const
-          // the holder may have given up (failed, or died and its lease ran out)
-          const lease = yield* tryLease(key)
-          if (lease._tag === "Acquired") return lease
-          const left = deadline - now()
-          if (left <= 0 || lease._tag === "Unavailable") return { _tag: "Budget" } as const
-          yield* Effect.timeout(Queue.take(wake), Math.min(left, pause)).pipe(Effect.ignore)
-          pause = Math.min(pause * 2, Option.isSome(bus) ? 1_000 : 250)
-        }
-      }))
 
     /** Waits for the fetch of `key` running now, if any, whatever its result. */
     const awaitRunning = (key: string): Effect.Effect<void> =>
@@ -439,7 +372,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           pending.delete(request.key)
           leasedHere.delete(request.key)
         }),
-        Effect.zipRight(release(request.lease), announce(request.key))
+        Effect.zipRight(release(request.lease), flight.announce(request.key))
       )))
 
     // The leases of refresh requests this process enqueued, until the refresh runs here or the

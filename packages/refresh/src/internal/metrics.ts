@@ -36,20 +36,3 @@ export const depthGauge = (queue: string): (depth: number) => void => {
   const labels = [MetricLabel.make("queue", queue)]
   return (depth) => CacheMetrics.refreshQueueDepth.unsafeUpdate(depth, labels)
 }
-
-const leaseWaitLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
-
-/**
- * Counts one wait on another process's lease in `CacheMetrics.leaseWaits` (labels `result`, `job`).
- *
- * @internal
- */
-export const countLeaseWait = (job: string, result: "landed" | "took-over" | "budget"): void => {
-  const id = `${job}\u0000${result}`
-  let labels = leaseWaitLabels.get(id)
-  if (labels === undefined) {
-    labels = [MetricLabel.make("result", result), MetricLabel.make("job", job)]
-    leaseWaitLabels.set(id, labels)
-  }
-  CacheMetrics.leaseWaits.unsafeUpdate(1, labels)
-}
