@@ -94,7 +94,8 @@ const unavailable: Taken = { _tag: "Unavailable" }
  * **Details**
  *
  * - The lease is the store's (`acquireLease`); a store that cannot lease (down) does not
- *   coordinate: the flight fetches at once, as reads already degrade.
+ *   coordinate: the flight fetches at once, as reads already degrade. Neither does an instance
+ *   wait for a lease it holds itself (a fetch of the key it started earlier).
  * - A waiter looks at the store when the bus announces the key (or flushes), backed by a slow
  *   poll (100 ms doubling to 1 s) in case the message is lost; without a bus it polls every 10 ms
  *   doubling to 250 ms. Each look also tries the lease: a holder that failed has released it.
@@ -151,16 +152,31 @@ export const make = (options: Options): Effect.Effect<SingleFlight, never, Cache
         ? Effect.void
         : Effect.suspend(() => bus.value.publish({ _tag: "Key", key, origin, at: now() }))
 
+    // The keys this instance is fetching: a later flight of one of them (after an invalidation)
+    // must not wait for this instance's own lease.
+    const fetching = new Map<string, number>()
+    const track = (key: string, delta: number) => {
+      const n = (fetching.get(key) ?? 0) + delta
+      if (n === 0) fetching.delete(key)
+      else fetching.set(key, n)
+    }
+
     // released, then announced: a waiter woken by the message can take the lease if we failed
     const holding = <A, E, R>(flight: Flight<A, E, R>, lease: Lease | undefined) =>
-      flight.fetch.pipe(
-        Effect.ensuring(
-          Effect.zipRight(
-            lease === undefined ? Effect.void : Effect.ignore(store.releaseLease(lease)),
-            announce(flight.key)
+      Effect.suspend(() => {
+        track(flight.key, 1)
+        return flight.fetch.pipe(
+          Effect.ensuring(
+            Effect.suspend(() => {
+              track(flight.key, -1)
+              return Effect.zipRight(
+                lease === undefined ? Effect.void : Effect.ignore(store.releaseLease(lease)),
+                announce(flight.key)
+              )
+            })
           )
         )
-      )
+      })
 
     const awaitLanding = <A, E, R>(
       flight: Flight<A, E, R>
@@ -194,7 +210,9 @@ export const make = (options: Options): Effect.Effect<SingleFlight, never, Cache
     const run = <A, E, R>(flight: Flight<A, E, R>): Effect.Effect<CacheEntry<A>, E, R> =>
       Effect.flatMap(take(flight.key), (taken) => {
         if (taken._tag === "Acquired") return holding(flight, taken.lease)
-        if (taken._tag === "Unavailable" || flight.heldHere?.() === true) return flight.fetch
+        if (taken._tag === "Unavailable" || fetching.has(flight.key) || flight.heldHere?.() === true) {
+          return holding(flight, undefined)
+        }
         return Effect.flatMap(awaitLanding(flight), (waited) => {
           switch (waited._tag) {
             case "Landed":

@@ -50,7 +50,7 @@ const spawnReader = (env: Record<string, string>) =>
   )
 
 const run = (options: {
-  readonly op: "get" | "refresh"
+  readonly op: "get" | "refresh" | "cache-first"
   readonly readers: number
   readonly seed?: CacheEntry.CacheEntry<string> | undefined
 }) =>
@@ -130,6 +130,20 @@ describe.skipIf(!RedisTest.available)("single flight across processes", () => {
       assert.strictEqual(fetches, 1)
       assert.strictEqual(new Set(outcomes).size, 1)
       assert.match(outcomes[0]!, /^outcome miss k1 from \d+$/, "a fresh value, not the stale one")
+    }))
+
+  it.scopedLive("a cold key read through a persisted CacheFirst by 3 processes × 5 readers costs one fetch", () =>
+    Effect.gen(function*() {
+      const { fetches, outcomes, waits } = yield* run({ op: "cache-first", readers: 5 })
+      log(
+        `CacheFirst cold key, ${processes} processes × 5 readers: ${fetches} fetch(es); lease waits ${
+          JSON.stringify(waits)
+        }`
+      )
+      assert.strictEqual(outcomes.length, processes * 5)
+      assert.strictEqual(fetches, 1)
+      assert.deepStrictEqual(waits, { landed: processes - 1, "took-over": 0, budget: 0 })
+      assert.strictEqual(new Set(outcomes.map((line) => line.split(" ").slice(2).join(" "))).size, 1)
     }))
 
   it.scopedLive("refresh in 3 processes costs one fetch (× 5 callers each: two, the second for read-your-writes)", () =>
