@@ -50,6 +50,11 @@ export interface Options {
   /** This instance's id in bus messages; its own messages are ignored. Default: a random UUID. */
   readonly origin?: string | undefined
   /**
+   * Further origins whose messages are ignored: those that echo this instance's own writes (the
+   * `origin` of the store it writes through, `CacheStore.Service.origin`).
+   */
+  readonly echoes?: ReadonlyArray<string | undefined> | undefined
+  /**
    * Drops the in-process copies `target` covers (a `Flush` arrives as the prefix `""`). Called
    * synchronously for every invalidation heard from another instance.
    */
@@ -137,6 +142,7 @@ export const make = Effect.fnUntraced(function*(
   const clock = yield* Effect.clock
   const run = yield* FiberSet.makeRuntime<never>()
   const origin = options.origin ?? makeToken()
+  const ignored = new Set([origin, ...(options.echoes ?? [])])
   const repairWindow = Duration.toMillis(options.repairWindow ?? defaultRepairWindow)
   const tolerance = Duration.toMillis(options.clockTolerance ?? defaultClockTolerance)
   const repair = options.repair
@@ -182,7 +188,7 @@ export const make = Effect.fnUntraced(function*(
       repairLate(all, undefined)
       return
     }
-    if (event.origin === origin) return
+    if (ignored.has(event.origin)) return
     overtake(event)
     options.drop(event)
     repairLate(event, event.at)

@@ -161,6 +161,7 @@ export const make = Effect.fnUntraced(function*(
   const store: TieredStore = {
     [CacheStore.TypeId]: CacheStore.TypeId,
     backend,
+    origin: coherence.origin,
     instanceId: coherence.origin,
     peekMemory: <A>(key: string) =>
       // the memory store never fails

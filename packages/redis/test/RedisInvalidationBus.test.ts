@@ -181,6 +181,35 @@ describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
       assert.strictEqual(yield* onA.get(1), "user 1 v1", "nor kept it in A's in-process tier")
     }))
 
+  it.scopedLive("CacheFirst over a tiered store on one bus: the store's own messages about CacheFirst's writes repair nothing", () =>
+    Effect.gen(function*() {
+      const keyPrefix = RedisTest.makePrefix()
+      const channel = `${keyPrefix}invalidate`
+      const live = TieredStore.layerFromClient({ keyPrefix }).pipe(
+        Layer.provideMerge(RedisInvalidationBus.layerFromClient({ channel })),
+        Layer.provideMerge(
+          RedisClient.layer({ host: RedisTest.host, port: RedisTest.port, ...RedisStore.clientDefaults })
+        )
+      )
+      const context = yield* Layer.build(live)
+      let calls = 0
+      const cached = yield* CacheFirst.makePersisted({
+        name: "user",
+        timeToLive: "1 hour",
+        lookup: (id: number) => Effect.sync(() => `user ${id} #${++calls}`)
+      }).pipe(Effect.provide(context))
+      for (let id = 0; id < 20; id++) assert.strictEqual(yield* cached.get(id), `user ${id} #${id + 1}`)
+      yield* Effect.sleep("100 millis") // every message has arrived
+      // another instance finds every value in the store: nothing was deleted as a "late write"
+      const other = yield* CacheFirst.makePersisted({
+        name: "user",
+        timeToLive: "1 hour",
+        lookup: (id: number) => Effect.succeed(`other ${id}`)
+      }).pipe(Effect.provide(context))
+      for (let id = 0; id < 20; id++) assert.strictEqual(yield* other.get(id), `user ${id} #${id + 1}`)
+      assert.strictEqual(calls, 20)
+    }))
+
   it.scopedLive("CLIENT KILL TYPE pubsub: the instance flushes, subscribes again and hears the next write", () =>
     Effect.gen(function*() {
       const server = yield* RedisTest.privateServer

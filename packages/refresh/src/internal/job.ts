@@ -126,7 +126,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const flight = yield* SingleFlight.make({ lease: policy.refreshLease, wait: policy.leaseWait, annotations })
     // A fetch that `set`, `delete` or `clear` (here, or heard on the bus) overtook returns its
     // value to its callers but does not write it over what they did. Jobs keep no copies to drop.
-    const coherence = yield* Coherence.make({ origin: flight.origin, drop: () => undefined })
+    const coherence = yield* Coherence.make({ origin: flight.origin, echoes: [store.origin], drop: () => undefined })
     const now = () => clock.unsafeCurrentTimeMillis()
 
     // --- Keys, entries and the store ------------------------------------------------------------
