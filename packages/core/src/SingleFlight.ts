@@ -12,9 +12,10 @@ import * as Effect from "effect/Effect"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import type * as Schema from "effect/Schema"
 import type { CacheEntry } from "./CacheEntry.js"
 import * as CacheMetrics from "./CacheMetrics.js"
-import { CacheStore, type Lease } from "./CacheStore.js"
+import { CacheStore, getOrMiss, type Lease } from "./CacheStore.js"
 import { makeToken } from "./internal/lease.js"
 import * as InvalidationBus from "./InvalidationBus.js"
 
@@ -78,6 +79,15 @@ export interface SingleFlight {
   readonly run: <A, E, R>(flight: Flight<A, E, R>) => Effect.Effect<CacheEntry<A>, E, R>
   /** Tells the other processes that a fetch of `key` ended: their waiters look at the store. */
   readonly announce: (key: string) => Effect.Effect<void>
+  /**
+   * Reads `key` like `CacheStore.getOrMiss` (a failure is a logged miss), and remembers whether
+   * the store answered: while its last read failed, flights do not take leases (a store that is
+   * down or hung would make the lease cost another timeout) and fetch at once.
+   */
+  readonly read: <A, I>(
+    key: string,
+    schema: Schema.Schema<A, I> | undefined
+  ) => Effect.Effect<Option.Option<CacheEntry<A>>>
 }
 
 type Taken = { readonly _tag: "Acquired"; readonly lease: Lease } | { readonly _tag: "Held" } | {
@@ -94,7 +104,8 @@ const unavailable: Taken = { _tag: "Unavailable" }
  * **Details**
  *
  * - The lease is the store's (`acquireLease`); a store that cannot lease (down) does not
- *   coordinate: the flight fetches at once, as reads already degrade. Neither does an instance
+ *   coordinate: the flight fetches at once, as reads already degrade; while the store's last
+ *   read (through `read`) failed, the flight does not even try the lease. Neither does an instance
  *   wait for a lease it holds itself (a fetch of the key it started earlier).
  * - A waiter looks at the store when the bus announces the key (or flushes), backed by a slow
  *   poll (100 ms doubling to 1 s) in case the message is lost; without a bus it polls every 10 ms
@@ -207,27 +218,43 @@ export const make = (options: Options): Effect.Effect<SingleFlight, never, Cache
         }
       }))
 
-    const run = <A, E, R>(flight: Flight<A, E, R>): Effect.Effect<CacheEntry<A>, E, R> =>
-      Effect.flatMap(take(flight.key), (taken) => {
-        if (taken._tag === "Acquired") return holding(flight, taken.lease)
-        if (taken._tag === "Unavailable" || fetching.has(flight.key) || flight.heldHere?.() === true) {
-          return holding(flight, undefined)
-        }
-        return Effect.flatMap(awaitLanding(flight), (waited) => {
-          switch (waited._tag) {
-            case "Landed":
-              count("landed")
-              return Effect.succeed(waited.entry)
-            case "Acquired":
-              count("took-over")
-              return holding(flight, waited.lease)
-            default:
-              // the budget ran out, or the store stopped leasing while we waited
-              count("budget")
-              return holding(flight, undefined)
-          }
-        })
-      })
+    let storeFailing = false
+    const noting = {
+      ...store,
+      get: ((key, schema) =>
+        store.get(key, schema).pipe(
+          Effect.tapBoth({
+            onFailure: () => Effect.sync(() => storeFailing = true),
+            onSuccess: () => Effect.sync(() => storeFailing = false)
+          })
+        )) as CacheStore.Service["get"]
+    }
+    const read = <A, I>(key: string, schema: Schema.Schema<A, I> | undefined) =>
+      getOrMiss(noting, key, schema, options.annotations)
 
-    return { origin, run, announce }
+    const run = <A, E, R>(flight: Flight<A, E, R>): Effect.Effect<CacheEntry<A>, E, R> =>
+      Effect.suspend(() =>
+        storeFailing ? holding(flight, undefined) : Effect.flatMap(take(flight.key), (taken) => {
+          if (taken._tag === "Acquired") return holding(flight, taken.lease)
+          if (taken._tag === "Unavailable" || fetching.has(flight.key) || flight.heldHere?.() === true) {
+            return holding(flight, undefined)
+          }
+          return Effect.flatMap(awaitLanding(flight), (waited) => {
+            switch (waited._tag) {
+              case "Landed":
+                count("landed")
+                return Effect.succeed(waited.entry)
+              case "Acquired":
+                count("took-over")
+                return holding(flight, waited.lease)
+              default:
+                // the budget ran out, or the store stopped leasing while we waited
+                count("budget")
+                return holding(flight, undefined)
+            }
+          })
+        })
+      )
+
+    return { origin, run, announce, read }
   })

@@ -64,6 +64,30 @@ export interface LayerOptions extends RedisClient.RedisOptions, Options {}
  */
 export const defaultChannel = "stalewise:invalidate"
 
+const WireTypeId: unique symbol = Symbol.for("@stalewise/redis/RedisInvalidationBus/Wire")
+
+/**
+ * The channel and encoding of a Redis bus, for a Redis store that publishes an invalidation in
+ * the same `MULTI … EXEC` as the write it announces (the tiered store), so that the write and its
+ * message land together — also for writes made in the background.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Wire {
+  readonly channel: string
+  readonly encode: (invalidation: InvalidationBus.Invalidation) => string
+}
+
+/**
+ * The wire of `bus` when it is a Redis bus, `undefined` otherwise.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const wireOf = (bus: InvalidationBus.InvalidationBus.Service): Wire | undefined =>
+  (bus as { readonly [WireTypeId]?: Wire })[WireTypeId]
+
 /**
  * What travels on the channel: `t` the target's kind (`k` key, `p` prefix), `v` the key or
  * prefix, `o` the origin, `a` the time.
@@ -205,27 +229,31 @@ export const make = Effect.fnUntraced(function*(
   subscriber.connect().catch(() => undefined)
   yield* Effect.ignore(Effect.timeout(Deferred.await(firstAttempt), options.startupWait ?? Duration.seconds(1)))
 
-  return InvalidationBus.make({
-    publish: (invalidation) =>
-      redis.use("publish", (client) => client.publish(channel, encode(invalidation))).pipe(
-        Effect.catchAll((error) => {
-          CacheMetrics.busPublishFailures.unsafeUpdate(1, [])
-          return Effect.logWarning("stalewise: invalidation not published").pipe(
-            Effect.annotateLogs({ channel, error: error.message })
-          )
-        })
-      ),
-    subscribe: (listener) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          listeners.add(listener)
-        }),
-        () =>
-          Effect.sync(() => {
-            listeners.delete(listener)
+  const wire: Wire = { channel, encode }
+  return Object.assign(
+    InvalidationBus.make({
+      publish: (invalidation) =>
+        redis.use("publish", (client) => client.publish(channel, encode(invalidation))).pipe(
+          Effect.catchAll((error) => {
+            CacheMetrics.busPublishFailures.unsafeUpdate(1, [])
+            return Effect.logWarning("stalewise: invalidation not published").pipe(
+              Effect.annotateLogs({ channel, error: error.message })
+            )
           })
-      )
-  })
+        ),
+      subscribe: (listener) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            listeners.add(listener)
+          }),
+          () =>
+            Effect.sync(() => {
+              listeners.delete(listener)
+            })
+        )
+    }),
+    { [WireTypeId]: wire }
+  )
 })
 
 /**

@@ -91,8 +91,11 @@ const memoryTimeToLiveMillis = (input: Duration.DurationInput): Either.Either<nu
  *   most `memoryTimeToLive`). A read that an invalidation overtakes (made here, or heard on the
  *   bus while the read was on its way) does not fill memory, so a late answer never brings an
  *   old value back.
- * - `set` / `delete` / `deletePrefix`: Redis first, then an invalidation on the bus; this
- *   instance's memory tier is updated at once. The other instances drop their memory copy when
+ * - `set` / `delete` / `deletePrefix`: Redis first, with an invalidation on the bus — in the same
+ *   `MULTI … EXEC` as the write on a `RedisInvalidationBus`, after it on another bus; this
+ *   instance's memory tier is updated at once. `setInBackground` (the write after an upstream
+ *   call) updates memory at once and sends the write and its message to Redis in the background
+ *   (on a non-Redis bus it waits, like `set`). The other instances drop their memory copy when
  *   the message arrives; each instance ignores its own messages.
  * - When Redis fails, `set` still keeps the value in this instance's memory tier (the failure is
  *   returned and counted), so an instance keeps serving what it has while Redis is down.
@@ -138,7 +141,26 @@ export const make = Effect.fnUntraced(function*(
   })
   const clock = yield* Effect.clock
   const counters = CacheMetrics.makeStoreCounters(backend)
-  const remote = yield* internal.make(redis, options)
+  const bus = yield* InvalidationBus.InvalidationBus
+  // On a Redis bus, each write and its invalidation are one MULTI … EXEC: they land together,
+  // background writes included. On another bus, messages follow the writes.
+  const wire = RedisInvalidationBus.wireOf(bus)
+  let origin = ""
+  const remote = yield* internal.make(
+    redis,
+    options,
+    wire === undefined ? undefined : {
+      channel: wire.channel,
+      message: (invalidation) =>
+        wire.encode({
+          ...("key" in invalidation
+            ? { _tag: "Key", key: invalidation.key }
+            : { _tag: "Prefix", prefix: invalidation.prefix }),
+          origin,
+          at: clock.unsafeCurrentTimeMillis()
+        })
+    }
+  )
 
   // Memory operations are synchronous effects: run them in place (bus listeners included).
   const drop = (target: InvalidationBus.Target) =>
@@ -148,6 +170,10 @@ export const make = Effect.fnUntraced(function*(
     Effect.runSync(memory.set(key, CacheEntry.make({ ...entry, value: entry, expiresAt })))
   }
   const coherence = yield* Coherence.make({ drop })
+  origin = coherence.origin
+  // tells the others, unless the write already did
+  const announce = (target: InvalidationBus.Target) =>
+    wire === undefined ? coherence.invalidate(target) : Effect.sync(() => coherence.overtake(target))
   // Reads in flight must not fill memory with what they saw before the change: overtake them and
   // drop the copy, before the change and again once it is done.
   const invalidateHere = (target: InvalidationBus.Target) => {
@@ -197,7 +223,7 @@ export const make = Effect.fnUntraced(function*(
                   invalidateHere(target)
                   keep(key, entry)
                 }),
-                coherence.invalidate(target)
+                announce(target)
               ),
             onFailure: (cause) =>
               Effect.zipRight(
@@ -212,6 +238,14 @@ export const make = Effect.fnUntraced(function*(
           counted
         )
       }),
+    // The memory tier has it at once; Redis in the background (and on failure, as with `set`, this
+    // instance keeps serving it). Without a Redis bus the message must follow the write: it waits.
+    setInBackground: (key, entry, schema) =>
+      wire === undefined ? store.set(key, entry, schema) : Effect.suspend(() => {
+        invalidateHere({ _tag: "Key", key })
+        keep(key, entry)
+        return counted(remote.setInBackground(key, entry, schema))
+      }),
     delete: (key) => invalidating({ _tag: "Key", key }, Effect.asVoid(remote.delete(key))),
     deletePrefix: (prefix) => invalidating({ _tag: "Prefix", prefix }, remote.deletePrefix(prefix)),
     acquireLease: (key, duration) => counted(remote.acquireLease(key, duration)),
@@ -223,7 +257,7 @@ export const make = Effect.fnUntraced(function*(
       invalidateHere(target)
       return change.pipe(
         Effect.ensuring(Effect.sync(() => invalidateHere(target))),
-        Effect.tap(() => coherence.invalidate(target)),
+        Effect.tap(() => announce(target)),
         counted
       )
     })
@@ -314,8 +348,17 @@ export const layerConfig = (
   Layer.scoped(CacheStore.CacheStore, Effect.flatMap(Config.unwrap(config), scoped))
 
 const scoped = (options: LayerOptions) => {
-  const { channel, keyPrefix, maxResubscribeDelay, memory, memoryTimeToLive, scanCount, startupWait, ...connection } =
-    options
+  const {
+    backgroundWrites,
+    channel,
+    keyPrefix,
+    maxResubscribeDelay,
+    memory,
+    memoryTimeToLive,
+    scanCount,
+    startupWait,
+    ...connection
+  } = options
   return Effect.flatMap(
     RedisClient.make({ ...clientDefaults, ...connection }),
     (redis) =>
@@ -327,7 +370,7 @@ const scoped = (options: LayerOptions) => {
         }),
         (bus) =>
           Effect.provideService(
-            make({ keyPrefix, memory, memoryTimeToLive, scanCount }),
+            make({ backgroundWrites, keyPrefix, memory, memoryTimeToLive, scanCount }),
             InvalidationBus.InvalidationBus,
             bus
           )

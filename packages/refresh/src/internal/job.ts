@@ -158,8 +158,8 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         : Effect.map(random.next, (u) => make(Math.max(1, Math.floor(lifetimeMillis * (1 - policy.jitter * u)))))
     }
 
-    const read = (key: string): Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>> =>
-      CacheStore.getOrMiss(store, key, schema, annotations)
+    // through the flight: it notes whether the store answers
+    const read = (key: string): Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>> => flight.read(key, schema)
 
     const write = (key: string, entry: CacheEntry.CacheEntry<A>): Effect.Effect<void> =>
       CacheStore.setOrWarn(store, key, entry, schema, annotations)
@@ -527,7 +527,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         switch (offered) {
           // the memo stays while the request waits or runs
           case "enqueued":
-            holdHere(lease.value)
+            holdHere(lease)
             return queued
           case "duplicate":
             metrics.countRefresh(name, "skipped")
