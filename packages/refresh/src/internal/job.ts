@@ -8,7 +8,6 @@ import {
   CacheStore,
   Coherence,
   Diagnostics,
-  InvalidationBus,
   Outcome,
   PolicyError,
   SingleFlight
