@@ -6,7 +6,8 @@
  *
  * The staleness bound checked (docs/failure-modes.md, "Coherence"): a read that starts once
  * every instance has heard an invalidation — it made it, the message was delivered, or it
- * flushed since — never returns a value older than that invalidation. And once the bus has
+ * flushed since — and every repair of a late write published since has arrived, never returns a
+ * value older than that invalidation (two bus delays). And once the bus has
  * delivered everything, every instance serves the latest value.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -70,9 +71,30 @@ const scenario = (ops: ReadonlyArray<Op>, options: { readonly guard: boolean }) 
     const heard = [new Set<number>([0]), new Set<number>([0])]
     const versionOf = new Map<InvalidationBus.Event, number>()
     const published = new Set<number>([0])
+    // the order messages were published in (repairs of late writes are published by the bus's
+    // listeners, so they are numbered when first seen)
+    let sequence = 0
+    const sequenceOf = new Map<InvalidationBus.Event, number>()
+    const number = () => {
+      for (const message of controlled.inFlight()) {
+        if (!sequenceOf.has(message.event)) sequenceOf.set(message.event, ++sequence)
+      }
+    }
+    const publishedAt = new Map<number, number>([[0, 0]])
+    // A version is settled once every instance has heard it and every repair published since
+    // (a late write undone by the instance that made it) has reached the instances it was for:
+    // the bound is two bus delays, one for the invalidation and one for the repair.
     const floor = () => {
+      number()
       let newest = 0
-      for (const v of published) if (heard.every((h) => h.has(v)) && v > newest) newest = v
+      for (const v of published) {
+        if (v <= newest || !heard.every((h) => h.has(v))) continue
+        const since = publishedAt.get(v)!
+        const repairsOnTheirWay = controlled.inFlight().some((message) =>
+          !versionOf.has(message.event) && sequenceOf.get(message.event)! > since
+        )
+        if (!repairsOnTheirWay) newest = v
+      }
       return newest
     }
 
@@ -95,10 +117,12 @@ const scenario = (ops: ReadonlyArray<Op>, options: { readonly guard: boolean }) 
           const before = new Set(controlled.inFlight().map((m) => m.event))
           const writer = instances[next.instance]!
           yield* next.all ? writer.invalidateAll : writer.invalidate(1)
+          number()
           for (const message of controlled.inFlight()) {
             if (!before.has(message.event)) versionOf.set(message.event, version)
           }
           published.add(version)
+          publishedAt.set(version, sequence)
           heard[next.instance]!.add(version)
           break
         }

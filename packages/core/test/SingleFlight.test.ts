@@ -15,6 +15,7 @@ const leaseWaits = (name: string, result: "landed" | "took-over" | "budget") =>
       Metric.taggedWithLabels(CacheMetrics.leaseWaits, [
         MetricLabel.make("result", result),
         MetricLabel.make("strategy", "cache-first"),
+        MetricLabel.make("namespace", "cache-first"),
         MetricLabel.make("name", name)
       ])
     ),

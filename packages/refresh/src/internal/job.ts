@@ -609,14 +609,17 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       entry: CacheEntry.CacheEntry<A>
     ): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
       // another process's refresh of the same stale value serves as well as ours
-      Effect.flatMap(Effect.exit(fetchShared(key, args, "refresh", (landed) => landed.createdAt > entry.createdAt)), (exit) => {
-        if (Exit.isSuccess(exit)) return Effect.succeed(fetched(exit.value))
-        // the stale value is a fallback only until it expires, also while the refresh ran
-        if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause) || now() >= entry.expiresAt) {
-          return Effect.failCause(exit.cause)
+      Effect.flatMap(
+        Effect.exit(fetchShared(key, args, "refresh", (landed) => landed.createdAt > entry.createdAt)),
+        (exit) => {
+          if (Exit.isSuccess(exit)) return Effect.succeed(fetched(exit.value))
+          // the stale value is a fallback only until it expires, also while the refresh ran
+          if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause) || now() >= entry.expiresAt) {
+            return Effect.failCause(exit.cause)
+          }
+          return Effect.succeed(served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error"))
         }
-        return Effect.succeed(served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error"))
-      })
+      )
 
     const onStale = (
       key: string,
