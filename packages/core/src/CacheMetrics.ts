@@ -5,8 +5,9 @@
  *
  * @since 0.1.0
  */
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Hash from "effect/Hash"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
@@ -167,7 +168,8 @@ export const outcomes = Metric.counter("stalewise_outcomes", {
 })
 
 /**
- * How long upstream calls took, tagged `strategy`; recorded for calls that completed.
+ * How long upstream calls took, tagged `strategy`; recorded for every call that ended, in success
+ * or failure (a slow failure is what a dashboard must see), not for interrupted ones.
  *
  * @since 0.1.0
  * @category metrics
@@ -269,7 +271,8 @@ const upstreamLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 /**
  * Runs an upstream call in a `stalewise.upstream` span (attributes: every annotation as
  * `stalewise.<label>` and `stalewise.key_digest`)
- * and records its duration in `upstreamDuration{strategy}` when it succeeds.
+ * and records its duration in `upstreamDuration{strategy}` when it ends — succeeded, failed or
+ * died; an interrupted call is not recorded.
  *
  * @since 0.1.0
  * @category combinators
@@ -287,14 +290,18 @@ export const timeUpstream = <A, E, R>(
   const tags = labels
   const attributes: Record<string, unknown> = { "stalewise.key_digest": keyDigest(key) }
   for (const [label, value] of Object.entries(annotations)) attributes[`stalewise.${label}`] = value
-  return effect.pipe(
-    Effect.withSpan("stalewise.upstream", { attributes }),
-    Effect.timed,
-    Effect.map(([duration, value]: [Duration.Duration, A]) => {
-      upstreamDuration.unsafeUpdate(duration, tags)
-      return value
-    })
-  )
+  return Effect.clockWith((clock) => {
+    const start = clock.unsafeCurrentTimeNanos()
+    return effect.pipe(
+      Effect.withSpan("stalewise.upstream", { attributes }),
+      Effect.onExit((exit) => {
+        if (!Exit.isInterrupted(exit)) {
+          upstreamDuration.unsafeUpdate(Duration.nanos(clock.unsafeCurrentTimeNanos() - start), tags)
+        }
+        return Effect.void
+      })
+    )
+  })
 }
 
 /**
@@ -373,17 +380,6 @@ export const annotateStatus = (
  *
  * const program = Effect.map(CacheMetrics.outcomeCounts({ name: "rate" }), (counts) => counts["failover"] ?? 0)
  * ```
- * Synchronous fetches (misses, refreshes past `syncRefreshAfter`, `refresh`) that found another
- * process holding the key's lease and waited for its value, tagged `result`: `landed` (the value
- * arrived and was served: no fetch here), `took-over` (the holder gave the lease up without a
- * value; this process took it and fetched) and `budget` (the wait budget ran out; this process
- * fetched without the lease), plus `job`.
- * Fetches (`SingleFlight`: a job's misses, refreshes past `syncRefreshAfter` and `refresh`, a
- * persisted CacheFirst's misses) that found another process holding the key's lease and waited
- * for its value, tagged `result`: `landed` (the value arrived and was served: no fetch here),
- * `took-over` (the holder gave the lease up without a value; this process took it and fetched)
- * and `budget` (the wait budget ran out; this process fetched without the lease), plus the
- * strategy's labels (`strategy`, and `job` for jobs).
  *
  * @since 0.1.0
  * @category metrics
@@ -430,6 +426,18 @@ export const hitRatio = (filter: Readonly<Record<string, string>>): Effect.Effec
     const total = fromCache + (counts.miss ?? 0) + (counts.empty ?? 0)
     return total === 0 ? Option.none() : Option.some(fromCache / total)
   })
+
+/**
+ * Fetches (`SingleFlight`: a job's misses, refreshes past `syncRefreshAfter` and `refresh`, a
+ * persisted CacheFirst's misses) that found another process holding the key's lease and waited
+ * for its value, tagged `result`: `landed` (the value arrived and was served: no fetch here),
+ * `took-over` (the holder gave the lease up without a value; this process took it and fetched)
+ * and `budget` (the wait budget ran out; this process fetched without the lease), plus the
+ * strategy's labels (`strategy`, `namespace` and `name`, or `job`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
 export const leaseWaits = Metric.counter("stalewise_lease_waits", {
   description: "Synchronous fetches that waited on another process's lease, by result",
   incremental: true
