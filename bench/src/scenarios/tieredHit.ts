@@ -12,8 +12,8 @@
  *
  * @since 0.1.0
  */
-import { CacheEntry, CacheStore } from "@stalewise/core"
-import { RedisClient, TieredStore } from "@stalewise/redis"
+import { CacheEntry, CacheStore, InvalidationBus } from "@stalewise/core"
+import { RedisClient, RedisInvalidationBus, TieredStore } from "@stalewise/redis"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -61,10 +61,18 @@ export const tieredHit: Harness.ThroughputScenario = Harness.throughput({
         Effect.gen(function*() {
           const address = yield* RedisServer.acquire
           const redis = yield* stalewiseClient(address)
-          const store = yield* Effect.provideService(
-            TieredStore.make({ keyPrefix: "tiered:", memory: { capacity }, memoryTimeToLive: Duration.hours(1) }),
+          const bus = yield* Effect.provideService(
+            RedisInvalidationBus.make({ channel: "tiered:invalidate" }),
             RedisClient.RedisClient,
             redis
+          )
+          const store = yield* TieredStore.make({
+            keyPrefix: "tiered:",
+            memory: { capacity },
+            memoryTimeToLive: Duration.hours(1)
+          }).pipe(
+            Effect.provideService(RedisClient.RedisClient, redis),
+            Effect.provideService(InvalidationBus.InvalidationBus, bus)
           )
           yield* store.set(key, entry())
           if (Option.isNone(yield* store.peekMemory(key))) {

@@ -22,12 +22,15 @@ import * as CacheControl from "./CacheControl.js"
 import * as CacheEntry from "./CacheEntry.js"
 import * as CacheKey from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
-import { CacheStore, type CacheStoreError, getOrMiss, setOrWarn } from "./CacheStore.js"
+import { CacheStore, type CacheStoreError, setOrWarn } from "./CacheStore.js"
+import * as Coherence from "./Coherence.js"
 import { preload } from "./internal/preload.js"
 import * as internal from "./internal/strategy.js"
+import type * as InvalidationBus from "./InvalidationBus.js"
 import * as Outcome from "./Outcome.js"
 import { type PolicyError, positiveInteger } from "./PolicyError.js"
 import * as ScopeGuard from "./ScopeGuard.js"
+import * as SingleFlight from "./SingleFlight.js"
 import * as TimePolicy from "./TimePolicy.js"
 
 /**
@@ -94,6 +97,12 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
    * failures always do, but a span costs a hit several times its own time (docs/observability.md).
    */
   readonly traceHits?: boolean | undefined
+  /**
+   * With {@link makePersisted}: how long a miss waits for another process that holds the key's
+   * lease (it is fetching the same key) before calling the upstream itself. Positive and finite.
+   * Default 5 seconds.
+   */
+  readonly leaseWait?: Duration.DurationInput | undefined
 }
 
 /**
@@ -140,6 +149,9 @@ export const isCacheFirst = (u: unknown): u is CacheFirst<ReadonlyArray<unknown>
   Predicate.hasProperty(u, TypeId)
 
 const strategy = "cache-first"
+const defaultLeaseWait = Duration.seconds(5)
+// how long a miss's upstream call owns its key across processes (released when it ends)
+const leaseDuration = Duration.minutes(1)
 
 /** A lookup request: the key decides equality, the arguments travel along for the upstream. */
 class Request<Args> implements Equal.Equal {
@@ -246,6 +258,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
   Effect.gen(function*() {
     const policy = yield* TimePolicy.make({ lifetime: options.timeToLive })
     const capacity = yield* positiveInteger("capacity", options.capacity ?? 1_000)
+    const leaseWait = yield* TimePolicy.finiteDuration("leaseWait", options.leaseWait ?? defaultLeaseWait)
     const negativeMillis = options.negative === undefined
       ? 0
       : Duration.toMillis(yield* TimePolicy.positiveDuration("negative.timeToLive", options.negative.timeToLive))
@@ -268,21 +281,52 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const upstream = (args: Args): Effect.Effect<A, E> =>
       Effect.provide(CacheControl.upstream(options.lookup(...args)), context)
 
-    const fetch = (request: Request<Args>): Effect.Effect<CacheEntry.CacheEntry<A>, E> =>
+    const fetch = (request: Request<Args>, load: Coherence.Load): Effect.Effect<CacheEntry.CacheEntry<A>, E> =>
       Effect.flatMap(CacheMetrics.timeUpstream(annotations, request.key, upstream(request.args)), (value) =>
         Effect.tap(
           TimePolicy.entry(policy, value),
-          (entry) => store === undefined ? Effect.void : setOrWarn(store, request.key, entry, schema, annotations)
+          (entry) =>
+            // an invalidation overtook this call: its value is served to its waiters, not stored
+            store === undefined || !coherence.mayWrite(load)
+              ? Effect.void
+              : setOrWarn(store, request.key, entry, schema, annotations)
         ))
 
-    const lookup = store === undefined ? fetch : (request: Request<Args>) =>
+    // With a shared store, a miss is one upstream call across processes: the lease holder calls,
+    // the others wait for its value (SingleFlight).
+    const flight = store === undefined ? undefined : yield* Effect.provideService(
+      SingleFlight.make({ lease: leaseDuration, wait: leaseWait, annotations }),
+      CacheStore,
+      store
+    )
+    const lookupOnce = flight === undefined ? fetch : (request: Request<Args>, load: Coherence.Load) =>
       Effect.flatMap(
-        getOrMiss(store, request.key, schema, annotations),
+        flight.read(request.key, schema),
         Option.match({
-          onNone: () => fetch(request),
+          onNone: () =>
+            flight.run({
+              key: request.key,
+              read: flight.read(request.key, schema),
+              accept: () => true,
+              fetch: fetch(request, load)
+            }),
           onSome: Effect.succeed
         })
       )
+
+    // Entries that an invalidation overtook while they loaded: the Cache gets them for no time.
+    const overtaken = new WeakSet<CacheEntry.CacheEntry<A>>()
+    const tracked = <X>(key: string, f: (load: Coherence.Load) => Effect.Effect<CacheEntry.CacheEntry<A>, X>) =>
+      Effect.suspend(() => {
+        const load = coherence.begin(key)
+        return f(load).pipe(
+          Effect.tap((entry) => {
+            if (load.overtaken) overtaken.add(entry)
+          }),
+          Effect.ensuring(Effect.sync(() => coherence.end(load)))
+        )
+      })
+    const lookup = (request: Request<Args>) => tracked(request.key, (load) => lookupOnce(request, load))
 
     // effect's Cache keeps the values, expiry and single flight; its own eviction is not least
     // recently used (a hit re-queues the entry behind a stale copy of its first access), so its
@@ -293,7 +337,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       lookup,
       // failures get no time at all; they are also dropped explicitly once their waiters have them
       timeToLive: (exit) =>
-        Exit.isSuccess(exit)
+        Exit.isSuccess(exit) && !overtaken.has(exit.value)
           ? Duration.millis(Math.max(0, exit.value.expiresAt - clock.unsafeCurrentTimeMillis()))
           : Duration.zero
     })
@@ -376,6 +420,61 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         })
       })
 
+    // Invalidations heard from other instances (and this one's) drop the in-process copies and
+    // give up the loads they overtook, so that the next call loads again.
+    const functionPrefix = CacheKey.prefix(namespace, options.name)
+    const dropKey = (key: string) => {
+      forgetKey(key)
+      const running = loading.get(key)
+      if (running !== undefined) {
+        running.abandoned = true
+        loading.delete(key)
+      }
+      Effect.runSync(cache.invalidate(new Request(key, undefined as never)))
+    }
+    const dropCopies = (target: InvalidationBus.Target): void => {
+      if (target._tag === "Key") return dropKey(target.key)
+      if (functionPrefix.startsWith(target.prefix)) {
+        for (const running of loading.values()) running.abandoned = true
+        loading.clear()
+        recency.clear()
+        negatives.clear()
+        return Effect.runSync(cache.invalidateAll)
+      }
+      const keys = new Set([...recency.keys(), ...loading.keys(), ...negatives.keys()])
+      for (const key of keys) if (key.startsWith(target.prefix)) dropKey(key)
+    }
+    const coherence: Coherence.Coherence = yield* Coherence.make({
+      // its own flights' announcements are its own messages
+      origin: flight?.origin,
+      // a tiered store's messages about the writes of this function's own loads
+      echoes: [store?.origin],
+      drop: dropCopies,
+      // a late write heard of after it landed: take it out of the store, and out of every tier
+      repair: store === undefined ? undefined : (key) =>
+        Effect.zipRight(
+          Effect.ignoreLogged(store.delete(key)),
+          coherence.invalidate({ _tag: "Key", key })
+        )
+    })
+
+    // Copies are dropped and loads overtaken before the store changes (a load landing in between
+    // must not write) and again once it has (a load that read the old value meanwhile must not
+    // keep it); the other instances are told after the change (they must not read the old value).
+    const invalidateTarget = (target: InvalidationBus.Target) =>
+      Effect.suspend(() => {
+        const dropHere = () => {
+          coherence.overtake(target)
+          dropCopies(target)
+        }
+        dropHere()
+        // a store that refuses fails the call (the in-process copies are gone all the same)
+        const change: Effect.Effect<void, CacheStoreError> = store === undefined
+          ? Effect.void
+          : Effect.asVoid(target._tag === "Key" ? store.delete(target.key) : store.deletePrefix(target.prefix))
+        return change.pipe(Effect.ensuring(Effect.sync(dropHere)), Effect.zipRight(coherence.invalidate(target)))
+      })
+
     // Gives a load up: the next caller starts a fresh one, whatever the old one still does.
     const abandon = (request: Request<Args>, running: Load<A, E>) =>
       Effect.suspend(() => {
@@ -455,7 +554,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         const at = now()
         if (Option.isSome(cached)) {
           // effect's Cache keeps an entry until just after its time; ours ends at expiresAt
-          if (!CacheEntry.isExpired(cached.value, at)) {
+          if (!CacheEntry.isExpired(cached.value, at) && !overtaken.has(cached.value)) {
             count("hit")
             recency.delete(key)
             recency.set(key, request)
@@ -472,7 +571,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     // `forceRefresh` and `preload`: fetch now, store, replace what is cached
     const refreshNow = (key: string, args: Args): Effect.Effect<CacheEntry.CacheEntry<A>, E> => {
       const request = new Request(key, args)
-      return Effect.tap(fetch(request), (entry) =>
+      return Effect.tap(tracked(key, (load) => fetch(request, load)), (entry) =>
         Effect.suspend(() => {
           negatives.delete(key)
           return Effect.zipRight(cache.set(request, entry), touch(request))
@@ -517,7 +616,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
             ),
             (inProcess) =>
               Option.isNone(inProcess) && store !== undefined
-                ? getOrMiss(store, key, schema, annotations)
+                ? flight!.read(key, schema)
                 : Effect.succeed(inProcess)
           )),
       set: (args, value) =>
@@ -525,31 +624,21 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           Effect.flatMap(TimePolicy.entry(policy, value), (entry) => {
             const request = new Request(key, args)
             negatives.delete(key)
+            // loads of the key in flight must not overwrite it; the other instances drop theirs
+            coherence.overtake({ _tag: "Key", key })
             return Effect.zipRight(
               Effect.zipRight(cache.set(request, entry), touch(request)),
-              store === undefined ? Effect.void : setOrWarn(store, key, entry, schema, annotations)
+              store === undefined
+                ? Effect.void
+                : Effect.zipRight(
+                  setOrWarn(store, key, entry, schema, annotations),
+                  coherence.invalidate({ _tag: "Key", key })
+                )
             )
           })),
       preload: (argsList, preloadOptions) => preload(strategy, argsList, deriveKey, refreshNow, preloadOptions),
-      invalidate: (...args) =>
-        Effect.flatMap(deriveKey(args), (key) =>
-          Effect.suspend(() => {
-            forgetKey(key)
-            return Effect.zipRight(
-              cache.invalidate(new Request(key, args)),
-              store === undefined ? Effect.void : store.delete(key)
-            )
-          })),
-      invalidateAll: Effect.suspend(() => {
-        recency.clear()
-        negatives.clear()
-        return Effect.zipRight(
-          cache.invalidateAll,
-          store === undefined
-            ? Effect.void
-            : Effect.asVoid(store.deletePrefix(CacheKey.prefix(namespace, options.name)))
-        )
-      })
+      invalidate: (...args) => Effect.flatMap(deriveKey(args), (key) => invalidateTarget({ _tag: "Key", key })),
+      invalidateAll: invalidateTarget({ _tag: "Prefix", prefix: functionPrefix })
     }
     return yield* ScopeGuard.guard(scope, "CacheFirst", options.name, self)
   })

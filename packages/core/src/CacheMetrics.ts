@@ -426,3 +426,43 @@ export const hitRatio = (filter: Readonly<Record<string, string>>): Effect.Effec
     const total = fromCache + (counts.miss ?? 0) + (counts.empty ?? 0)
     return total === 0 ? Option.none() : Option.some(fromCache / total)
   })
+
+/**
+ * Fetches (`SingleFlight`: a job's misses, refreshes past `syncRefreshAfter` and `refresh`, a
+ * persisted CacheFirst's misses) that found another process holding the key's lease and waited
+ * for its value, tagged `result`: `landed` (the value arrived and was served: no fetch here),
+ * `took-over` (the holder gave the lease up without a value; this process took it and fetched)
+ * and `budget` (the wait budget ran out; this process fetched without the lease), plus the
+ * strategy's labels (`strategy`, `namespace` and `name`, or `job`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const leaseWaits = Metric.counter("stalewise_lease_waits", {
+  description: "Synchronous fetches that waited on another process's lease, by result",
+  incremental: true
+})
+
+/**
+ * Flushes an `InvalidationBus` delivered to its listeners, tagged `reason`: `Disconnected` (the
+ * subscription was lost) or `Resubscribed` (it is back). Each one empties every in-process tier.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const busFlushes = Metric.counter("stalewise_bus_flushes", {
+  description: "Invalidation bus flushes (subscription lost or restored), by reason",
+  incremental: true
+})
+
+/**
+ * Invalidations an `InvalidationBus` could not send (its backend failed or timed out). The
+ * receivers' bounds cover them: a flush when their subscription is lost, the memory time-to-live.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const busPublishFailures = Metric.counter("stalewise_bus_publish_failures", {
+  description: "Invalidations the bus could not send",
+  incremental: true
+})

@@ -77,6 +77,12 @@ export declare namespace CacheStore {
     /** The backend's name, also the `backend` tag of its metrics. */
     readonly backend: string
     /**
+     * For a store that publishes invalidations of its own writes on the `InvalidationBus` (one
+     * with an in-process tier, such as the tiered store): the origin of those messages. A
+     * strategy over this store ignores them — they echo its own writes.
+     */
+    readonly origin?: string | undefined
+    /**
      * The live entry at `key`: `None` when absent, expired (`now ≥ expiresAt`) or undecodable.
      */
     readonly get: <A = unknown, I = A>(

@@ -67,6 +67,27 @@ export * as CacheMetrics from "./CacheMetrics.js"
 export * as CacheStore from "./CacheStore.js"
 
 /**
+ * `Coherence`: what an in-process tier needs to stay coherent with the other instances — its
+ * subscription to the `InvalidationBus`, and a guard on its loads. Used by CacheFirst's
+ * in-process tier and the tiered store's memory tier; any L1 can use it the same way.
+ *
+ * **The guard** (a generation per load): a load (a read of the shared store, an upstream call)
+ * is tracked from `begin` to `end`. An invalidation covering its key that this instance makes or
+ * hears in between — or a bus `Flush` — overtakes it: its value is still returned to whoever
+ * waits for it, but `mayWrite` says no, so it neither fills the in-process tier nor re-stores
+ * the old value in the shared store.
+ *
+ * **Repair** (optional): an invalidation from another instance may still be on the bus when a
+ * load lands here and writes the old value to the shared store. When that message arrives, and
+ * the write started before the invalidation (`at`) and completed after it, `repair` runs for
+ * the key (typically: delete it from the store and tell the others). The same happens for every
+ * write of the last `repairWindow` when the bus flushes (it may have lost such a message).
+ *
+ * @since 0.1.0
+ */
+export * as Coherence from "./Coherence.js"
+
+/**
  * What the toolkit says when something goes wrong, and how much of it: schema errors summarised
  * by path and reason (never the value that failed), and warnings rate-limited per kind, so that
  * an outage costs one line per kind per interval, with a count, instead of one line per call.
@@ -105,6 +126,23 @@ export * as EntryCodec from "./EntryCodec.js"
 export * as Failover from "./Failover.js"
 
 /**
+ * `InvalidationBus`: how instances tell each other that cached values changed, so that every
+ * in-process tier (the tiered store's memory, CacheFirst's `Cache`, any L1) drops its copy. A
+ * service tag with two operations — `publish` an invalidation, `subscribe` a listener — and its
+ * layers: `layerLocal` for instances in one process, `RedisInvalidationBus` (in
+ * `@stalewise/redis`) over Redis pub/sub across processes, and `makeControlled` for tests that
+ * delay, reorder or drop messages.
+ *
+ * **Messages** name a key or a prefix, the instance that sent them (`origin`, so that an
+ * instance can ignore its own) and when (`at`, the sender's `Clock`). A bus that may have lost
+ * messages — its subscription dropped, or was just restored — delivers a local `Flush`: every
+ * listener must then forget everything it holds, since it cannot know what it missed.
+ *
+ * @since 0.1.0
+ */
+export * as InvalidationBus from "./InvalidationBus.js"
+
+/**
  * The story of a cached call: what came back and why. Every strategy can return a value alone or
  * a value with its outcome, so callers can tell a fresh value from a stale one or a fallback.
  *
@@ -131,6 +169,17 @@ export * as PolicyError from "./PolicyError.js"
  * @since 0.1.0
  */
 export * as ScopeGuard from "./ScopeGuard.js"
+
+/**
+ * `SingleFlight`: one upstream call per key across processes that share a `CacheStore`. The
+ * process that takes the key's lease fetches, stores, releases the lease and announces the
+ * landing on the `InvalidationBus`; the others wait for the value to land — woken by the bus, or
+ * polling the store without one — within a wait budget, then fetch themselves. Stale-while-
+ * revalidate jobs and persisted CacheFirst functions run their upstream calls through it.
+ *
+ * @since 0.1.0
+ */
+export * as SingleFlight from "./SingleFlight.js"
 
 /**
  * The time policy shared by every strategy: `lifetime` (age until a value is stale) and

@@ -1,14 +1,16 @@
 /**
  * `TieredStore`: a `CacheStore` with an in-process memory tier in front of Redis, kept coherent
- * across instances by invalidation messages over Redis pub/sub. Reads are served from memory
- * when they can (no round trip), writes go to both tiers, and every write tells the other
- * instances to drop their memory copy.
+ * across instances through the `InvalidationBus` (Redis pub/sub with `RedisInvalidationBus`).
+ * Reads are served from memory when they can (no round trip), writes go to both tiers, and every
+ * write tells the other instances to drop their memory copy.
  *
  * @since 0.1.0
  */
 import * as CacheEntry from "@stalewise/core/CacheEntry"
 import * as CacheMetrics from "@stalewise/core/CacheMetrics"
 import * as CacheStore from "@stalewise/core/CacheStore"
+import * as Coherence from "@stalewise/core/Coherence"
+import * as InvalidationBus from "@stalewise/core/InvalidationBus"
 import { PolicyError } from "@stalewise/core/PolicyError"
 import * as TimePolicy from "@stalewise/core/TimePolicy"
 import * as Cause from "effect/Cause"
@@ -17,15 +19,13 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
-import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Crypto from "node:crypto"
 import * as internal from "./internal/redisStore.js"
 import * as RedisClient from "./RedisClient.js"
+import * as RedisInvalidationBus from "./RedisInvalidationBus.js"
 import { clientDefaults } from "./RedisStore.js"
 import type * as RedisStore from "./RedisStore.js"
 
@@ -42,21 +42,19 @@ export interface Options extends RedisStore.Options {
   /**
    * The longest an entry stays in the memory tier without being read from Redis again, whatever
    * its own `expiresAt`: the bound on how stale a memory copy can get when an invalidation
-   * message is lost (bus down, a reconnect). Positive and finite. Default 1 minute.
+   * message is lost without the bus noticing. Positive and finite. Default 1 minute.
    */
   readonly memoryTimeToLive?: Duration.DurationInput | undefined
-  /** The pub/sub channel of invalidation messages. Default `${keyPrefix}invalidate`. */
-  readonly channel?: string | undefined
 }
 
 /**
- * Options of {@link layer}: the connection's and the store's. Unless given, the connections get
- * `RedisStore.clientDefaults`.
+ * Options of {@link layer}: the connection's, the store's and the bus's channel (default
+ * `${keyPrefix}invalidate`). Unless given, the connections get `RedisStore.clientDefaults`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface LayerOptions extends RedisClient.RedisOptions, Options {}
+export interface LayerOptions extends RedisClient.RedisOptions, Options, RedisInvalidationBus.Options {}
 
 /**
  * A tiered store: a `CacheStore.Service` (its `backend` is `"tiered"`) that also shows its
@@ -75,27 +73,6 @@ export interface TieredStore extends CacheStore.CacheStore.Service {
 const backend = "tiered"
 const defaultMemoryTimeToLive = Duration.minutes(1)
 
-/** An invalidation message: from instance `i`, drop key `k` or every key under prefix `p`. */
-interface Message {
-  readonly i: string
-  readonly k?: string
-  readonly p?: string
-}
-
-const parseMessage = (message: string): Message | undefined => {
-  try {
-    const u: unknown = JSON.parse(message)
-    if (typeof u !== "object" || u === null) return undefined
-    const { i, k, p } = u as Record<string, unknown>
-    if (typeof i !== "string") return undefined
-    if (typeof k === "string") return { i, k }
-    if (typeof p === "string") return { i, p }
-    return undefined
-  } catch {
-    return undefined
-  }
-}
-
 const memoryTimeToLiveMillis = (input: Duration.DurationInput): Either.Either<number, PolicyError> =>
   Either.flatMap(TimePolicy.positiveDuration("memoryTimeToLive", input), (d) =>
     Duration.isFinite(d)
@@ -104,45 +81,43 @@ const memoryTimeToLiveMillis = (input: Duration.DurationInput): Either.Either<nu
         new PolicyError({ reason: "InvalidDuration", option: "memoryTimeToLive", detail: "must be finite" })
       ))
 
-/** A read from Redis in flight; an invalidation of its key while it runs keeps it out of memory. */
-interface PendingRead {
-  dirty: boolean
-}
-
 /**
- * Builds a tiered store over the `RedisClient` in context, with a second connection of its own
- * (the subscriber, closed with the scope). Builds while Redis is down (the subscriber subscribes
- * once it connects); fails with `RedisError` when the subscriber is refused (credentials) or,
- * connected, cannot subscribe, and with `PolicyError` for invalid memory options.
+ * Builds a tiered store over the `RedisClient` and the `InvalidationBus` in context. Fails with
+ * `PolicyError` for invalid memory options.
  *
  * **Details**
  *
  * - `get`: the memory tier first; on a miss, Redis, and a Redis hit fills the memory tier (for at
- *   most `memoryTimeToLive`). A read that an invalidation overtakes does not fill memory, so a
- *   late answer never brings an old value back.
- * - `set` / `delete` / `deletePrefix`: Redis first, together with an invalidation message on
- *   `channel` (one `MULTI … EXEC` for a key, after the last `UNLINK` for a prefix); then this
- *   instance's memory tier. The other instances drop their memory copy when the message arrives;
- *   each instance ignores its own messages.
+ *   most `memoryTimeToLive`). A read that an invalidation overtakes (made here, or heard on the
+ *   bus while the read was on its way) does not fill memory, so a late answer never brings an
+ *   old value back.
+ * - `set` / `delete` / `deletePrefix`: Redis first, with an invalidation on the bus — in the same
+ *   `MULTI … EXEC` as the write on a `RedisInvalidationBus`, after it on another bus; this
+ *   instance's memory tier is updated at once. `setInBackground` (the write after an upstream
+ *   call) updates memory at once and sends the write and its message to Redis in the background
+ *   (on a non-Redis bus it waits, like `set`). The other instances drop their memory copy when
+ *   the message arrives; each instance ignores its own messages.
  * - When Redis fails, `set` still keeps the value in this instance's memory tier (the failure is
  *   returned and counted), so an instance keeps serving what it has while Redis is down.
- * - Messages are not delivered while the subscriber is disconnected: after each reconnect it
- *   subscribes again and empties the memory tier, and `memoryTimeToLive` bounds how long any
- *   memory copy is served without a look at Redis.
+ * - When the bus may have lost messages (a `Flush`: its subscription dropped or came back), the
+ *   memory tier is emptied; `memoryTimeToLive` bounds how long any memory copy is served without
+ *   a look at Redis.
  * - Leases are Redis leases (`RedisStore`). The memory tier keeps live values: the schema given
  *   to `get` applies to values read from Redis.
  *
  * @example
  * ```ts
- * import { RedisClient, RedisStore, TieredStore } from "@stalewise/redis"
- * import { Effect } from "effect"
+ * import { RedisClient, RedisInvalidationBus, RedisStore, TieredStore } from "@stalewise/redis"
+ * import { Effect, Layer } from "effect"
+ *
+ * const RedisLive = RedisClient.layer({ host: "127.0.0.1", port: 6379, ...RedisStore.clientDefaults })
  *
  * const program = Effect.gen(function*() {
  *   const store = yield* TieredStore.make({ memoryTimeToLive: "30 seconds", memory: { capacity: 5_000 } })
  *   return yield* store.get("users:get:1")
  * }).pipe(
  *   Effect.scoped,
- *   Effect.provide(RedisClient.layer({ host: "127.0.0.1", port: 6379, ...RedisStore.clientDefaults }))
+ *   Effect.provide(RedisInvalidationBus.layerFromClient().pipe(Layer.provideMerge(RedisLive)))
  * )
  * ```
  *
@@ -151,10 +126,12 @@ interface PendingRead {
  */
 export const make = Effect.fnUntraced(function*(
   options: Options = {}
-): Effect.fn.Return<TieredStore, RedisClient.RedisError | PolicyError, RedisClient.RedisClient | Scope.Scope> {
+): Effect.fn.Return<
+  TieredStore,
+  PolicyError,
+  RedisClient.RedisClient | InvalidationBus.InvalidationBus | Scope.Scope
+> {
   const redis = yield* RedisClient.RedisClient
-  const keyPrefix = options.keyPrefix ?? internal.defaultKeyPrefix
-  const channel = options.channel ?? `${keyPrefix}invalidate`
   const memoryTtl = yield* memoryTimeToLiveMillis(options.memoryTimeToLive ?? defaultMemoryTimeToLive)
   const sizeOf = options.memory?.sizeOf
   // The memory tier holds each entry as the value of a wrapper entry whose expiresAt is capped.
@@ -164,76 +141,45 @@ export const make = Effect.fnUntraced(function*(
   })
   const clock = yield* Effect.clock
   const counters = CacheMetrics.makeStoreCounters(backend)
-  const instanceId = Crypto.randomUUID()
-  const remote = yield* internal.make(redis, options, {
-    channel,
-    message: (target) =>
-      JSON.stringify("key" in target ? { i: instanceId, k: target.key } : { i: instanceId, p: target.prefix })
-  })
-
-  const pending = new Map<string, Set<PendingRead>>()
-  const track = (key: string, read: PendingRead) => {
-    const reads = pending.get(key)
-    if (reads === undefined) pending.set(key, new Set([read]))
-    else reads.add(read)
-  }
-  const untrack = (key: string, read: PendingRead) => {
-    const reads = pending.get(key)
-    if (reads !== undefined && reads.delete(read) && reads.size === 0) pending.delete(key)
-  }
-  const markDirty = (matches: (key: string) => boolean) => {
-    for (const [key, reads] of pending) {
-      if (matches(key)) { for (const read of reads) read.dirty = true }
+  const bus = yield* InvalidationBus.InvalidationBus
+  // On a Redis bus, each write and its invalidation are one MULTI … EXEC: they land together,
+  // background writes included. On another bus, messages follow the writes.
+  const wire = RedisInvalidationBus.wireOf(bus)
+  let origin = ""
+  const remote = yield* internal.make(
+    redis,
+    options,
+    wire === undefined ? undefined : {
+      channel: wire.channel,
+      message: (invalidation) =>
+        wire.encode({
+          ...("key" in invalidation
+            ? { _tag: "Key", key: invalidation.key }
+            : { _tag: "Prefix", prefix: invalidation.prefix }),
+          origin,
+          at: clock.unsafeCurrentTimeMillis()
+        })
     }
-  }
+  )
 
-  // Memory operations are synchronous effects: run them in place (event handlers included).
-  const dropKey = (key: string) => {
-    const reads = pending.get(key)
-    if (reads !== undefined) { for (const read of reads) read.dirty = true }
-    Effect.runSync(memory.delete(key))
-  }
-  const dropPrefix = (prefix: string) => {
-    markDirty((key) => key.startsWith(prefix))
-    Effect.runSync(memory.deletePrefix(prefix))
-  }
+  // Memory operations are synchronous effects: run them in place (bus listeners included).
+  const drop = (target: InvalidationBus.Target) =>
+    Effect.runSync(target._tag === "Key" ? memory.delete(target.key) : memory.deletePrefix(target.prefix))
   const keep = <A>(key: string, entry: CacheEntry.CacheEntry<A>) => {
     const expiresAt = Math.min(entry.expiresAt, clock.unsafeCurrentTimeMillis() + memoryTtl)
     Effect.runSync(memory.set(key, CacheEntry.make({ ...entry, value: entry, expiresAt })))
   }
-
-  const subscriber = yield* redis.duplicate({ autoResubscribe: false })
-  const run = yield* FiberSet.makeRuntime<never>()
-  const onMessage = (from: string, message: string) => {
-    if (from !== channel) return
-    const parsed = parseMessage(message)
-    if (parsed === undefined || parsed.i === instanceId) return
-    if (parsed.k !== undefined) dropKey(parsed.k)
-    else if (parsed.p !== undefined) dropPrefix(parsed.p)
+  const coherence = yield* Coherence.make({ drop })
+  origin = coherence.origin
+  // tells the others, unless the write already did
+  const announce = (target: InvalidationBus.Target) =>
+    wire === undefined ? coherence.invalidate(target) : Effect.sync(() => coherence.overtake(target))
+  // Reads in flight must not fill memory with what they saw before the change: overtake them and
+  // drop the copy, before the change and again once it is done.
+  const invalidateHere = (target: InvalidationBus.Target) => {
+    coherence.overtake(target)
+    drop(target)
   }
-  // Messages published while the subscriber was away are lost: subscribe again, then forget
-  // everything the memory tier may have missed.
-  const resubscribe = subscriber.use("subscribe", (client) => client.subscribe(channel)).pipe(
-    Effect.zipRight(Effect.sync(() => dropPrefix(""))),
-    Effect.catchAll((error) => Effect.logWarning("stalewise: could not resubscribe to invalidations", error)),
-    Effect.annotateLogs({ backend, channel })
-  )
-  const onReady = () => {
-    run(resubscribe)
-  }
-  yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      subscriber.client.on("message", onMessage)
-      subscriber.client.on("ready", onReady)
-    }),
-    () =>
-      Effect.sync(() => {
-        subscriber.client.off("message", onMessage)
-        subscriber.client.off("ready", onReady)
-      })
-  )
-  // Redis down at build time: the subscriber subscribes on its first "ready", like after a reconnect.
-  if (subscriber.client.status === "ready") yield* subscriber.use("subscribe", (client) => client.subscribe(channel))
 
   const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.tapError(effect, () => Effect.sync(counters.error))
@@ -241,7 +187,8 @@ export const make = Effect.fnUntraced(function*(
   const store: TieredStore = {
     [CacheStore.TypeId]: CacheStore.TypeId,
     backend,
-    instanceId,
+    origin: coherence.origin,
+    instanceId: coherence.origin,
     peekMemory: <A>(key: string) =>
       // the memory store never fails
       Effect.orDie(Effect.map(memory.get<CacheEntry.CacheEntry<A>>(key), Option.map((wrapped) => wrapped.value))),
@@ -251,73 +198,94 @@ export const make = Effect.fnUntraced(function*(
           counters.hit()
           return Effect.succeed(Option.some(local.value.value))
         }
-        const read: PendingRead = { dirty: false }
-        track(key, read)
+        const load = coherence.begin(key)
         return remote.get(key, schema).pipe(
           Effect.tap((entry) =>
             Effect.sync(() => {
               if (Option.isNone(entry)) return counters.miss()
               counters.hit()
-              if (!read.dirty) keep(key, entry.value)
+              if (coherence.mayWrite(load)) keep(key, entry.value)
             })
           ),
-          Effect.ensuring(Effect.sync(() => untrack(key, read))),
+          Effect.ensuring(Effect.sync(() => coherence.end(load))),
           counted
         )
       }),
     set: (key, entry, schema) =>
-      remote.set(key, entry, schema).pipe(
-        Effect.onExit((exit) =>
-          Effect.sync(() => {
-            // Reads that started before the write completed must not fill memory with what they saw.
-            dropKey(key)
-            if (Exit.isSuccess(exit)) return keep(key, entry)
-            // Redis down or slow: this instance keeps serving the value it has.
-            if (isBackendFailure(exit)) keep(key, entry)
-          })
-        ),
-        counted
-      ),
-    // The memory tier has it at once; Redis in the background (and on failure, as with `set`,
-    // this instance keeps serving it).
-    setInBackground: (key, entry, schema) =>
       Effect.suspend(() => {
-        dropKey(key)
+        const target = { _tag: "Key", key } as const
+        invalidateHere(target)
+        return remote.set(key, entry, schema).pipe(
+          Effect.matchCauseEffect({
+            onSuccess: () =>
+              Effect.zipRight(
+                Effect.sync(() => {
+                  invalidateHere(target)
+                  keep(key, entry)
+                }),
+                announce(target)
+              ),
+            onFailure: (cause) =>
+              Effect.zipRight(
+                Effect.sync(() => {
+                  invalidateHere(target)
+                  // Redis down or slow: this instance keeps serving the value it has.
+                  if (isBackendFailure(cause)) keep(key, entry)
+                }),
+                Effect.failCause(cause)
+              )
+          }),
+          counted
+        )
+      }),
+    // The memory tier has it at once; Redis in the background (and on failure, as with `set`, this
+    // instance keeps serving it). Without a Redis bus the message must follow the write: it waits.
+    setInBackground: (key, entry, schema) =>
+      wire === undefined ? store.set(key, entry, schema) : Effect.suspend(() => {
+        invalidateHere({ _tag: "Key", key })
         keep(key, entry)
         return counted(remote.setInBackground(key, entry, schema))
       }),
-    delete: (key) =>
-      Effect.suspend(() => {
-        dropKey(key)
-        return remote.delete(key).pipe(Effect.ensuring(Effect.sync(() => dropKey(key))), counted)
-      }),
-    deletePrefix: (prefix) =>
-      Effect.suspend(() => {
-        dropPrefix(prefix)
-        return remote.deletePrefix(prefix).pipe(Effect.ensuring(Effect.sync(() => dropPrefix(prefix))), counted)
-      }),
+    delete: (key) => invalidating({ _tag: "Key", key }, Effect.asVoid(remote.delete(key))),
+    deletePrefix: (prefix) => invalidating({ _tag: "Prefix", prefix }, remote.deletePrefix(prefix)),
     acquireLease: (key, duration) => counted(remote.acquireLease(key, duration)),
     releaseLease: (lease) => counted(remote.releaseLease(lease))
+  }
+
+  function invalidating<A>(target: InvalidationBus.Target, change: Effect.Effect<A, CacheStore.CacheStoreError>) {
+    return Effect.suspend(() => {
+      invalidateHere(target)
+      return change.pipe(
+        Effect.ensuring(Effect.sync(() => invalidateHere(target))),
+        Effect.tap(() => announce(target)),
+        counted
+      )
+    })
   }
   return store
 })
 
 // Unavailable or Timeout: Redis did not take the write (or may not have). Not Encode (the value
 // cannot be stored anywhere that serialises) and not an interruption.
-const isBackendFailure = (exit: Exit.Exit<void, CacheStore.CacheStoreError>): boolean =>
-  Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (error) => error.reason !== "Encode")
+const isBackendFailure = (cause: Cause.Cause<CacheStore.CacheStoreError>): boolean =>
+  Option.exists(Cause.failureOption(cause), (error) => error.reason !== "Encode")
 
 /**
- * A tiered store over the `RedisClient` in context (which keeps owning that connection); the
- * subscriber connection is the layer's own.
+ * A tiered store over the `RedisClient` and the `InvalidationBus` in context (which keep owning
+ * their connections): share one bus between the tiered store, CacheFirst's in-process tier and
+ * any other L1 of the app.
  *
  * @example
  * ```ts
- * import { RedisClient, RedisStore, TieredStore } from "@stalewise/redis"
+ * import { RedisClient, RedisInvalidationBus, RedisStore, TieredStore } from "@stalewise/redis"
  * import { Layer } from "effect"
  *
  * const RedisLive = RedisClient.layer({ host: "127.0.0.1", port: 6379, ...RedisStore.clientDefaults })
- * const StoreLive = TieredStore.layerFromClient({ memoryTimeToLive: "30 seconds" }).pipe(Layer.provide(RedisLive))
+ * const BusLive = RedisInvalidationBus.layerFromClient({ channel: "myapp:invalidate" })
+ * const StoreLive = TieredStore.layerFromClient({ keyPrefix: "myapp:", memoryTimeToLive: "30 seconds" }).pipe(
+ *   Layer.provideMerge(BusLive),
+ *   Layer.provideMerge(RedisLive)
+ * )
  * ```
  *
  * @since 0.1.0
@@ -325,12 +293,13 @@ const isBackendFailure = (exit: Exit.Exit<void, CacheStore.CacheStoreError>): bo
  */
 export const layerFromClient = (
   options?: Options
-): Layer.Layer<CacheStore.CacheStore, RedisClient.RedisError | PolicyError, RedisClient.RedisClient> =>
+): Layer.Layer<CacheStore.CacheStore, PolicyError, RedisClient.RedisClient | InvalidationBus.InvalidationBus> =>
   Layer.scoped(CacheStore.CacheStore, make(options))
 
 /**
- * A tiered store with connections of its own (commands and subscriber), opened when the layer is
- * built and closed when it is released.
+ * A tiered store with connections of its own (commands, and the subscriber of a
+ * `RedisInvalidationBus` on `channel`, default `${keyPrefix}invalidate`), opened when the layer
+ * is built and closed when it is released.
  *
  * @example
  * ```ts
@@ -379,14 +348,32 @@ export const layerConfig = (
   Layer.scoped(CacheStore.CacheStore, Effect.flatMap(Config.unwrap(config), scoped))
 
 const scoped = (options: LayerOptions) => {
-  const { backgroundWrites, channel, keyPrefix, memory, memoryTimeToLive, scanCount, ...connection } = options
+  const {
+    backgroundWrites,
+    channel,
+    keyPrefix,
+    maxResubscribeDelay,
+    memory,
+    memoryTimeToLive,
+    scanCount,
+    startupWait,
+    ...connection
+  } = options
   return Effect.flatMap(
     RedisClient.make({ ...clientDefaults, ...connection }),
     (redis) =>
-      Effect.provideService(
-        make({ backgroundWrites, channel, keyPrefix, memory, memoryTimeToLive, scanCount }),
-        RedisClient.RedisClient,
-        redis
-      )
+      Effect.flatMap(
+        RedisInvalidationBus.make({
+          channel: channel ?? `${keyPrefix ?? internal.defaultKeyPrefix}invalidate`,
+          maxResubscribeDelay,
+          startupWait
+        }),
+        (bus) =>
+          Effect.provideService(
+            make({ backgroundWrites, keyPrefix, memory, memoryTimeToLive, scanCount }),
+            InvalidationBus.InvalidationBus,
+            bus
+          )
+      ).pipe(Effect.provideService(RedisClient.RedisClient, redis))
   )
 }

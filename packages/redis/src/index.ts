@@ -34,6 +34,21 @@ export * as BullRefreshQueue from "./BullRefreshQueue.js"
 export * as RedisClient from "./RedisClient.js"
 
 /**
+ * `RedisInvalidationBus`: core's `InvalidationBus` over Redis pub/sub, for instances in several
+ * processes. Messages are published on one channel through the `RedisClient` in context and
+ * received on a subscriber connection of the bus's own.
+ *
+ * The subscriber never stops the app: it connects in the background (the layer builds while
+ * Redis is down), reconnects with ioredis's back-off, and subscribes again after every reconnect,
+ * retrying a subscribe that fails. Messages published while it is not subscribed are lost, so
+ * whenever the subscription is lost, and again when it is back, listeners get a `Flush`: every
+ * in-process tier drops its copies instead of serving what it may have missed.
+ *
+ * @since 0.1.0
+ */
+export * as RedisInvalidationBus from "./RedisInvalidationBus.js"
+
+/**
  * `RedisStore`: a `CacheStore` over Redis (ioredis), shared by every process that connects to the
  * same server. Entries are core's JSON envelopes (`EntryCodec`) with a native time-to-live
  * (`SET … PX`); prefix deletes walk the key space with `SCAN` (never `KEYS`); refresh leases are
@@ -50,9 +65,9 @@ export * as RedisStore from "./RedisStore.js"
 
 /**
  * `TieredStore`: a `CacheStore` with an in-process memory tier in front of Redis, kept coherent
- * across instances by invalidation messages over Redis pub/sub. Reads are served from memory
- * when they can (no round trip), writes go to both tiers, and every write tells the other
- * instances to drop their memory copy.
+ * across instances through the `InvalidationBus` (Redis pub/sub with `RedisInvalidationBus`).
+ * Reads are served from memory when they can (no round trip), writes go to both tiers, and every
+ * write tells the other instances to drop their memory copy.
  *
  * @since 0.1.0
  */

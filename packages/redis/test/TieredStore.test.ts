@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheEntry, EntryCodec } from "@stalewise/core"
-import { RedisClient, RedisStore, TieredStore } from "@stalewise/redis"
+import { RedisClient, TieredStore } from "@stalewise/redis"
 import { suite } from "@stalewise/testing/CacheStoreSuite"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -20,13 +20,7 @@ const entryAt = <A>(value: A, createdAt: number, lifetime: number, timeToLive: n
   CacheEntry.make({ value, createdAt, staleAt: createdAt + lifetime, expiresAt: createdAt + timeToLive })
 
 /** One instance: its own connections, as in another process. */
-const instance = (options: TieredStore.Options & { readonly port?: number | undefined }) => {
-  const { port, ...store } = options
-  return Effect.flatMap(
-    RedisClient.make({ ...connection, ...RedisStore.clientDefaults, ...(port === undefined ? {} : { port }) }),
-    (redis) => Effect.provideService(TieredStore.make(store), RedisClient.RedisClient, redis)
-  )
-}
+const instance = RedisTest.tieredInstance
 
 const inMemory = (store: TieredStore.TieredStore, key: string) =>
   Effect.map(store.peekMemory(key), Option.map((entry) => entry.value))
@@ -47,7 +41,9 @@ const drained = (store: TieredStore.TieredStore, keyPrefix: string) =>
     const marker = `marker:${crypto.randomUUID()}`
     yield* writeBehind(keyPrefix, marker, entryAt("m", 0, 60_000, 60_000))
     yield* store.get(marker)
-    yield* raw((client) => client.publish(`${keyPrefix}invalidate`, JSON.stringify({ i: "test", k: marker })))
+    yield* raw((client) =>
+      client.publish(`${keyPrefix}invalidate`, JSON.stringify({ t: "k", v: marker, o: "test", a: 0 }))
+    )
     yield* RedisTest.eventually(Effect.map(store.peekMemory(marker), Option.isNone), { within: "2 seconds" })
   })
 
@@ -72,6 +68,7 @@ describe.skipIf(!RedisTest.available)("TieredStore", () => {
         const key = `ns:fn:${i}`
         yield* a.set(key, entryAt(`v1-${i}`, 0, 60_000, Infinity))
         assert.strictEqual(Option.getOrThrow(yield* b.get(key)).value, `v1-${i}`)
+        yield* RedisTest.filled(b, key)
         assert.strictEqual(Option.getOrThrow(yield* inMemory(b, key)), `v1-${i}`, "b keeps a memory copy")
         const issued = performance.now()
         yield* a.set(key, entryAt(`v2-${i}`, 0, 60_000, Infinity))
@@ -102,8 +99,7 @@ describe.skipIf(!RedisTest.available)("TieredStore", () => {
       const b = yield* instance({ keyPrefix })
       for (const key of ["ns:a:1", "ns:a:2", "ns:b:1", "nsx:a:1"]) {
         yield* a.set(key, entryAt(key, 0, 60_000, Infinity))
-        yield* b.get(key)
-        assert.isTrue(Option.isSome(yield* b.peekMemory(key)))
+        yield* RedisTest.filled(b, key)
       }
       yield* a.delete("ns:b:1")
       yield* RedisTest.eventually(Effect.map(b.peekMemory("ns:b:1"), Option.isNone), { within: "1 second" })
@@ -153,6 +149,10 @@ describe.skipIf(!RedisTest.available)("TieredStore", () => {
       const b = yield* instance({ keyPrefix })
       const schema = Schema.Struct({ at: Schema.Date, big: Schema.BigInt })
       yield* a.set("ns:fn:1", entryAt({ at: new Date(0), big: 2n ** 70n }, 0, 60_000, Infinity), schema)
+      yield* RedisTest.eventually(
+        Effect.zipRight(b.get("ns:fn:1", schema), Effect.map(b.peekMemory("ns:fn:1"), Option.isSome)),
+        { within: "2 seconds" }
+      )
       const first = Option.getOrThrow(yield* b.get("ns:fn:1", schema)).value
       assert.instanceOf(first.at, Date)
       assert.strictEqual(first.big, 2n ** 70n)
@@ -183,6 +183,7 @@ describe.skipIf(!RedisTest.available)("TieredStore", () => {
       const admin = yield* RedisClient.make({ ...connection, port: server.port })
       yield* a.set("ns:fn:1", entryAt("v1", 0, 60_000, Infinity))
       assert.strictEqual(Option.getOrThrow(yield* b.get("ns:fn:1")).value, "v1")
+      yield* RedisTest.filled(b, "ns:fn:1")
       // a change b is never told about, then b's subscription is cut
       yield* admin.use("set", (client) =>
         client.set(

@@ -160,13 +160,19 @@ export interface Job<in out Args extends ReadonlyArray<any>, in out A, in out E>
   readonly invalidate: (
     ...args: Args
   ) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStore.CacheStoreError>
-  /** Removes the entry: the next read is a miss. */
+  /**
+   * Removes the entry: the next read is a miss. A fetch of the key already running does not
+   * write its value back (it still answers its own callers).
+   */
   readonly delete: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStore.CacheStoreError>
   /** The stored entry with its timestamps, without any side effect (cacheback `raw_get`). */
   readonly peek: (
     ...args: Args
   ) => Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>, CacheKey.CacheKeyError | CacheStore.CacheStoreError>
-  /** Stores `value` for `args` as if just fetched. */
+  /**
+   * Stores `value` for `args` as if just fetched. A fetch of the key already running — here, or
+   * in another process that hears it on the `InvalidationBus` — does not overwrite it.
+   */
   readonly set: (args: Args, value: A) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStore.CacheStoreError>
   /**
    * Fetches now, stores and returns the value; fails as `fetch` does. The value comes from a

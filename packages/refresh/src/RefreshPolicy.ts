@@ -44,6 +44,13 @@ export interface Options {
   /** Fails a fetch that takes longer than this with `JobError` (reason `Timeout`). Default: no limit. */
   readonly timeout?: Duration.DurationInput | undefined
   /**
+   * The wait budget of a synchronous fetch (a miss, a refresh past `syncRefreshAfter`,
+   * `refresh`) that finds the key's lease held by another process: it waits up to this long for
+   * that process's value to land (woken by the `InvalidationBus` when there is one), then
+   * fetches itself. Counted in `CacheMetrics.leaseWaits`. Positive and finite. Default 5 seconds.
+   */
+  readonly leaseWait?: Duration.DurationInput | undefined
+  /**
    * After a refresh of a key fails, no refresh of it is tried for `initial`, doubling with each
    * further failure up to `max`; a success resets it. Default 5 seconds, up to 5 minutes.
    */
@@ -67,6 +74,7 @@ export interface RefreshPolicy {
   readonly staleIfError: boolean
   readonly jitter: number
   readonly timeout: Duration.Duration | undefined
+  readonly leaseWait: Duration.Duration
   readonly refreshBackoff: {
     readonly initial: Duration.Duration
     readonly max: Duration.Duration
@@ -76,7 +84,7 @@ export interface RefreshPolicy {
 /**
  * Validates options into a policy. Fails with `PolicyError` when a duration is not positive,
  * when `lifetime > timeToLive`, when `syncRefreshAfter` falls outside `[lifetime, timeToLive)`,
- * when `refreshLease` is infinite, when `jitter` is outside `[0, 1)`, or when the back-off's
+ * when `refreshLease` or `leaseWait` is infinite, when `jitter` is outside `[0, 1)`, or when the back-off's
  * `initial` exceeds its `max`.
  *
  * @example
@@ -129,6 +137,7 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
     const timeout = options.timeout === undefined
       ? undefined
       : yield* TimePolicy.finiteDuration("timeout", options.timeout)
+    const leaseWait = yield* TimePolicy.finiteDuration("leaseWait", options.leaseWait ?? Duration.seconds(5))
     const initial = yield* TimePolicy.positiveDuration(
       "refreshBackoff.initial",
       options.refreshBackoff?.initial ?? Duration.seconds(5)
@@ -148,6 +157,7 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
       staleIfError: options.staleIfError ?? true,
       jitter,
       timeout,
+      leaseWait,
       refreshBackoff: { initial, max }
     }
   })

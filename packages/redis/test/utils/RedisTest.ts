@@ -6,10 +6,13 @@
  * from `RedisTest.privateServer`.
  */
 import { afterAll, assert, beforeAll, inject } from "@effect/vitest"
+import { InvalidationBus, type PolicyError } from "@stalewise/core"
+import { RedisClient, RedisInvalidationBus, RedisStore, TieredStore } from "@stalewise/redis"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import * as Net from "node:net"
@@ -210,3 +213,42 @@ export const assertNoUnhandledRejections = (): void => {
     assert.deepStrictEqual(unhandled, [], "no unhandled rejections")
   })
 }
+
+/**
+ * One tiered-store instance with connections of its own (commands, bus subscriber), as in
+ * another process; its bus listens on `${keyPrefix}invalidate`, like `TieredStore.layer`'s.
+ */
+export const tieredInstance = (
+  options: TieredStore.Options & {
+    readonly port?: number | undefined
+    readonly commandTimeout?: Duration.DurationInput | undefined
+  }
+): Effect.Effect<TieredStore.TieredStore, RedisClient.RedisError | PolicyError.PolicyError, Scope.Scope> => {
+  const { commandTimeout, port: instancePort, ...store } = options
+  return Effect.gen(function*() {
+    const redis = yield* RedisClient.make({
+      host,
+      port: instancePort ?? port,
+      ...(commandTimeout === undefined ? {} : { commandTimeout }),
+      ...RedisStore.clientDefaults
+    })
+    const bus = yield* RedisInvalidationBus.make({ channel: `${store.keyPrefix ?? "stalewise:"}invalidate` }).pipe(
+      Effect.provideService(RedisClient.RedisClient, redis)
+    )
+    return yield* TieredStore.make(store).pipe(
+      Effect.provideService(RedisClient.RedisClient, redis),
+      Effect.provideService(InvalidationBus.InvalidationBus, bus)
+    )
+  })
+}
+
+/**
+ * Reads `key` through `store` until its memory tier holds a copy. A read that an invalidation
+ * message overtakes (one still on its way from a write that just completed) does not fill the
+ * memory tier; the next read does.
+ */
+export const filled = (store: TieredStore.TieredStore, key: string) =>
+  eventually(
+    Effect.zipRight(Effect.ignore(store.get(key)), Effect.map(store.peekMemory(key), Option.isSome)),
+    { within: "2 seconds", every: "1 millis" }
+  )

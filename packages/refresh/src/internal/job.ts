@@ -1,14 +1,17 @@
 /** @internal */
+import type { InvalidationBus } from "@stalewise/core"
 import {
   CacheControl,
   CacheEntry,
   CacheKey,
   CacheMetrics,
   CacheStore,
+  Coherence,
   Diagnostics,
   Outcome,
   PolicyError,
-  ScopeGuard
+  ScopeGuard,
+  SingleFlight
 } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
@@ -119,6 +122,11 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const countOutcome = CacheMetrics.makeOutcomeCounter(annotations)
     // refreshes failing in an upstream outage: one line per interval, with a count
     const warnings = Diagnostics.makeWarnings()
+    // one synchronous fetch per key across processes; its bus messages announce landings
+    const flight = yield* SingleFlight.make({ lease: policy.refreshLease, wait: policy.leaseWait, annotations })
+    // A fetch that `set`, `delete` or `clear` (here, or heard on the bus) overtook returns its
+    // value to its callers but does not write it over what they did. Jobs keep no copies to drop.
+    const coherence = yield* Coherence.make({ origin: flight.origin, echoes: [store.origin], drop: () => undefined })
     const now = () => clock.unsafeCurrentTimeMillis()
 
     // --- Keys, entries and the store ------------------------------------------------------------
@@ -150,8 +158,8 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         : Effect.map(random.next, (u) => make(Math.max(1, Math.floor(lifetimeMillis * (1 - policy.jitter * u)))))
     }
 
-    const read = (key: string): Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>> =>
-      CacheStore.getOrMiss(store, key, schema, annotations)
+    // through the flight: it notes whether the store answers
+    const read = (key: string): Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>> => flight.read(key, schema)
 
     const write = (key: string, entry: CacheEntry.CacheEntry<A>): Effect.Effect<void> =>
       CacheStore.setOrWarn(store, key, entry, schema, annotations)
@@ -208,9 +216,17 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
       Effect.suspend(() => {
         if (kind === "refresh") metrics.countRefresh(name, "started")
-        return fetchValue(key, args)
+        const load = coherence.begin(key)
+        return fetchValue(key, args).pipe(
+          Effect.flatMap((value) =>
+            Effect.flatMap(
+              entryOf(value),
+              (entry) => coherence.mayWrite(load) ? Effect.as(write(key, entry), entry) : Effect.succeed(entry)
+            )
+          ),
+          Effect.ensuring(Effect.sync(() => coherence.end(load)))
+        )
       }).pipe(
-        Effect.flatMap((value) => Effect.flatMap(entryOf(value), (entry) => Effect.as(write(key, entry), entry))),
         Effect.onExit((exit) =>
           Effect.suspend(() => {
             if (Exit.isSuccess(exit)) {
@@ -241,7 +257,8 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const fetchShared = (
       key: string,
       args: Args,
-      kind: "miss" | "refresh"
+      kind: "miss" | "refresh",
+      accept: (landed: CacheEntry.CacheEntry<A>) => boolean = () => true
     ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
       Effect.suspend(() => {
         const running = FiberMap.unsafeGet(fetches, key)
@@ -251,13 +268,32 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           // If that refresh is interrupted (its queue shut down), fetch anew.
           return Effect.catchAllCause(
             Deferred.await(refreshing),
-            (cause) => Cause.isInterruptedOnly(cause) ? fetchShared(key, args, kind) : Effect.failCause(cause)
+            (cause) => Cause.isInterruptedOnly(cause) ? fetchShared(key, args, kind, accept) : Effect.failCause(cause)
           )
         }
         return Effect.flatMap(
-          FiberMap.run(fetches, key, fetchAndStore(key, args, kind)),
+          FiberMap.run(fetches, key, fetchLeased(key, args, kind, accept)),
           (fiber) => Effect.flatMap(Fiber.await(fiber), (exit) => exit)
         )
+      })
+
+    // --- One synchronous fetch per key across processes: the lease holder fetches --------------
+
+    // With the lease, fetch; when another process holds it, wait for its value (an entry `accept`
+    // takes) for at most `leaseWait`, then fetch anyway. This process's own background request
+    // holding the lease makes it the holder: it fetches.
+    const fetchLeased = (
+      key: string,
+      args: Args,
+      kind: "miss" | "refresh",
+      accept: (landed: CacheEntry.CacheEntry<A>) => boolean
+    ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
+      flight.run({
+        key,
+        read: read(key),
+        accept,
+        fetch: fetchAndStore(key, args, kind),
+        heldHere: () => holdsHere(key)
       })
 
     /** Waits for the fetch of `key` running now, if any, whatever its result. */
@@ -332,9 +368,25 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           return closed ? Effect.succeed("skipped") : fetchInBackground(request.key, args)
         }
       ).pipe(Effect.ensuring(Effect.zipRight(
-        Effect.sync(() => pending.delete(request.key)),
-        release(request.lease)
+        Effect.sync(() => {
+          pending.delete(request.key)
+          leasedHere.delete(request.key)
+        }),
+        Effect.zipRight(release(request.lease), flight.announce(request.key))
       )))
+
+    // The leases of refresh requests this process enqueued, until the refresh runs here or the
+    // lease runs out (a worker elsewhere runs it): a synchronous fetch of such a key is this
+    // process's to make, not one to wait for.
+    const leasedHere = new Map<string, number>()
+    const holdsHere = (key: string): boolean => (leasedHere.get(key) ?? 0) > now()
+    const holdHere = (lease: CacheStore.Lease): void => {
+      if (leasedHere.size >= 1_024) {
+        const at = now()
+        for (const [k, until] of leasedHere) if (until <= at) leasedHere.delete(k)
+      }
+      leasedHere.set(lease.key, lease.expiresAt)
+    }
 
     // --- Which refreshes are on their way ----------------------------------------------------------
 
@@ -475,6 +527,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         switch (offered) {
           // the memo stays while the request waits or runs
           case "enqueued":
+            holdHere(lease)
             return queued
           case "duplicate":
             metrics.countRefresh(name, "skipped")
@@ -556,14 +609,18 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       args: Args,
       entry: CacheEntry.CacheEntry<A>
     ): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
-      Effect.flatMap(Effect.exit(fetchShared(key, args, "refresh")), (exit) => {
-        if (Exit.isSuccess(exit)) return Effect.succeed(fetched(exit.value))
-        // the stale value is a fallback only until it expires, also while the refresh ran
-        if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause) || now() >= entry.expiresAt) {
-          return Effect.failCause(exit.cause)
+      // another process's refresh of the same stale value serves as well as ours
+      Effect.flatMap(
+        Effect.exit(fetchShared(key, args, "refresh", (landed) => landed.createdAt > entry.createdAt)),
+        (exit) => {
+          if (Exit.isSuccess(exit)) return Effect.succeed(fetched(exit.value))
+          // the stale value is a fallback only until it expires, also while the refresh ran
+          if (!policy.staleIfError || Cause.isInterruptedOnly(exit.cause) || now() >= entry.expiresAt) {
+            return Effect.failCause(exit.cause)
+          }
+          return Effect.succeed(served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error"))
         }
-        return Effect.succeed(served(entry, now(), "failover", isTimeout(exit.cause) ? "timeout" : "error"))
-      })
+      )
 
     const onStale = (
       key: string,
@@ -647,6 +704,13 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           }
         }))
 
+    // Fetches in flight are overtaken before the store changes, and other processes told after.
+    const overtaking = <X, Err>(target: InvalidationBus.Target, change: Effect.Effect<X, Err>) =>
+      Effect.suspend(() => {
+        coherence.overtake(target)
+        return Effect.tap(change, () => coherence.invalidate(target))
+      })
+
     const job: Job.Job<Args, A, E> = {
       [TypeId]: TypeId,
       name,
@@ -672,26 +736,36 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       delete: (...args) =>
         Effect.flatMap(keyOf(args), (key) => {
           backoff.delete(key)
-          return store.delete(key)
+          return overtaking({ _tag: "Key", key }, store.delete(key))
         }),
       peek: (...args) => Effect.flatMap(keyOf(args), (key) => store.get<A, any>(key, schema)),
       set: (args, value) =>
         Effect.flatMap(keyOf(args), (key) =>
           Effect.flatMap(entryOf(value), (entry) => {
             backoff.delete(key)
-            return store.set(key, entry, schema)
+            return overtaking({ _tag: "Key", key }, store.set(key, entry, schema))
           })),
       refresh: (...args) =>
         Effect.flatMap(keyOf(args), (key) =>
           // A fetch already running may have started before whatever made the caller refresh (a
           // write to the source): let it finish, then fetch — or join a fetch started since.
-          Effect.zipRight(
-            awaitRunning(key),
-            Effect.map(fetchShared(key, args, "refresh"), (entry) => entry.value)
-          )),
+          Effect.suspend(() => {
+            const calledAt = now()
+            return Effect.zipRight(
+              awaitRunning(key),
+              // another process's fetch serves if it landed after this call
+              Effect.map(
+                fetchShared(key, args, "refresh", (landed) => landed.createdAt >= calledAt),
+                (entry) => entry.value
+              )
+            )
+          })),
       refreshInBackground: (...args) =>
         Effect.flatMap(keyOf(args), (key) => Effect.asVoid(requestRefresh(key, args, { force: true }))),
-      clear: store.deletePrefix(CacheKey.prefix(namespace, name))
+      clear: overtaking(
+        { _tag: "Prefix", prefix: CacheKey.prefix(namespace, name) },
+        store.deletePrefix(CacheKey.prefix(namespace, name))
+      )
     }
     return yield* ScopeGuard.guard(yield* Effect.scope, "Job", name, job)
   })
