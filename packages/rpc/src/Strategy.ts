@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import type * as CacheFirst from "@stalewise/core/CacheFirst"
 import type * as Duration from "effect/Duration"
 import type * as Schema from "effect/Schema"
 
@@ -49,22 +50,15 @@ export interface FailoverStrategy<Args extends ReadonlyArray<any>, A, E> extends
  * @since 0.1.0
  * @category models
  */
-export interface CacheFirstStrategy<Args extends ReadonlyArray<any>, A, E = any> extends CommonOptions<Args, A> {
+export interface CacheFirstStrategy<Args extends ReadonlyArray<any>, A, E = any>
+  extends
+    CommonOptions<Args, A>,
+    Pick<CacheFirst.Options<Args, A, E, never>, "onAbandon" | "backgroundTimeout" | "negative" | "traceHits">
+{
   readonly _tag: "CacheFirst"
   readonly timeToLive: Duration.DurationInput
   readonly capacity?: number | undefined
   readonly persisted?: boolean | undefined
-  /** A load whose every waiter was interrupted: finish and cache it (default), or interrupt it. */
-  readonly onAbandon?: "complete" | "interrupt" | undefined
-  /** How long a load nobody waits for may run. Default 30 seconds. */
-  readonly backgroundTimeout?: Duration.DurationInput | undefined
-  /** Negative caching (off by default): failures for which `when` holds are served for `timeToLive`. */
-  readonly negative?: {
-    readonly when: (error: E) => boolean
-    readonly timeToLive: Duration.DurationInput
-  } | undefined
-  /** Whether hits run in a `stalewise.get` span too. Default false. */
-  readonly traceHits?: boolean | undefined
 }
 
 /**
