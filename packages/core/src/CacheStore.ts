@@ -261,7 +261,10 @@ export interface KeyValueStoreOptions {
  * store instances over one `KeyValueStore` object (and one prefix) share the index and its lock,
  * so `deletePrefix` on one reaches what the others wrote. Instances over separate
  * `KeyValueStore`s on the same data (two file-system `KeyValueStore`s on one directory, two
- * browser tabs) do not coordinate leases or prefix deletes, and `@effect/platform`'s
+ * browser tabs) may lose each other's index updates, so `deletePrefix` also records a tombstone
+ * (prefix and write-clock time) that every read checks: nothing written under the prefix before
+ * the delete stays readable on any instance; writes after it are kept. `deletePrefix("")` clears.
+ * Leases do not coordinate across separate `KeyValueStore`s, and `@effect/platform`'s
  * file-system `KeyValueStore` writes files in place (a concurrent reader can see half of one):
  * for a directory, use {@link layerFileSystem}. Every key is prefixed explicitly: `KeyValueStore.prefix` is not used, because in `@effect/platform` 0.97
  * it does not prefix `getUint8Array` and its `size`/`clear` act on the whole underlying store.

@@ -93,6 +93,108 @@ describe("several store instances on the same data", () => {
       }
     }).pipe(Effect.provide(KeyValueStore.layerMemory)))
 
+  // Two KeyValueStore objects over one backing map: nothing shared in process but the data, as
+  // two browser tabs over localStorage or two processes over one directory. Every operation
+  // yields first, so concurrent index updates interleave as real I/O would.
+  const separateKeyValueStores = (count: number) => {
+    const data = new Map<string, string>()
+    return Array.from({ length: count }, () =>
+      KeyValueStore.makeStringOnly({
+        get: (key) => Effect.zipRight(Effect.yieldNow(), Effect.sync(() => Option.fromNullable(data.get(key)))),
+        set: (key, value) => Effect.zipRight(Effect.yieldNow(), Effect.sync(() => void data.set(key, value))),
+        remove: (key) => Effect.zipRight(Effect.yieldNow(), Effect.sync(() => void data.delete(key))),
+        clear: Effect.sync(() => data.clear()),
+        size: Effect.sync(() => data.size)
+      }))
+  }
+  const overEach = (kvs: ReadonlyArray<KeyValueStore.KeyValueStore>) =>
+    Effect.forEach(
+      kvs,
+      (kv) => CacheStore.makeKeyValueStore().pipe(Effect.provideService(KeyValueStore.KeyValueStore, kv))
+    )
+
+  it.effect("separate KeyValueStores on the same data: 10 concurrent sets, deletePrefix leaves nothing readable", () =>
+    Effect.gen(function*() {
+      const stores = yield* overEach(separateKeyValueStores(2))
+      yield* Effect.forEach(
+        Array.from({ length: 10 }, (_, i) => i),
+        (i) => stores[i % 2]!.set(`ns:fn:${i}`, entry(i)),
+        { concurrency: "unbounded" }
+      )
+      yield* stores[1]!.set("other:fn:1", entry("kept"))
+      yield* stores[0]!.deletePrefix("ns:")
+      for (const store of stores) {
+        for (let i = 0; i < 10; i++) assert.isTrue(Option.isNone(yield* store.get(`ns:fn:${i}`)), `${i}`)
+        assert.strictEqual(Option.getOrThrow(yield* store.get("other:fn:1")).value, "kept")
+      }
+      // a write after the delete is kept, even within the same millisecond, on either instance
+      yield* stores[1]!.set("ns:fn:1", entry("after"))
+      assert.strictEqual(Option.getOrThrow(yield* stores[0]!.get("ns:fn:1")).value, "after")
+      // and a clear (the empty prefix) reaches it, from the other instance
+      yield* stores[0]!.deletePrefix("")
+      assert.isTrue(Option.isNone(yield* stores[1]!.get("ns:fn:1")))
+      assert.isTrue(Option.isNone(yield* stores[1]!.get("other:fn:1")))
+    }))
+
+  it.effect("separate KeyValueStores: concurrent prefix deletes on both instances both hold", () =>
+    Effect.gen(function*() {
+      const stores = yield* overEach(separateKeyValueStores(2))
+      yield* Effect.forEach(["a", "b", "c"], (ns) => stores[0]!.set(`${ns}:fn:1`, entry(ns)), { discard: true })
+      yield* Effect.all([stores[0]!.deletePrefix("a:"), stores[1]!.deletePrefix("b:")], { concurrency: 2 })
+      for (const store of stores) {
+        assert.isTrue(Option.isNone(yield* store.get("a:fn:1")))
+        assert.isTrue(Option.isNone(yield* store.get("b:fn:1")))
+        assert.strictEqual(Option.getOrThrow(yield* store.get("c:fn:1")).value, "c")
+      }
+    }))
+
+  it.effect("platform file-system KeyValueStores, two on one directory: deletePrefix leaves nothing readable", () =>
+    Effect.gen(function*() {
+      const shared = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-kvfs-two-"))
+      const stores = yield* Effect.all(
+        Array.from(
+          { length: 2 },
+          () => CacheStore.makeKeyValueStore().pipe(Effect.provide(KeyValueStore.layerFileSystem(shared)))
+        )
+      )
+      yield* Effect.forEach(
+        Array.from({ length: 10 }, (_, i) => i),
+        (i) => stores[i % 2]!.set(`ns:fn:${i}`, entry(i)),
+        { concurrency: "unbounded" }
+      )
+      yield* stores[0]!.deletePrefix("ns:")
+      for (const store of stores) {
+        for (let i = 0; i < 10; i++) assert.isTrue(Option.isNone(yield* store.get(`ns:fn:${i}`)), `${i}`)
+      }
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.effect("tombstones stay bounded: many prefix deletes merge, and merging only ever deletes more", () =>
+    Effect.gen(function*() {
+      const kv = yield* KeyValueStore.KeyValueStore
+      const store = yield* CacheStore.makeKeyValueStore()
+      for (let i = 0; i < 200; i++) {
+        yield* store.set(`ns${i}:fn:1`, entry(i))
+        yield* store.deletePrefix(`ns${i}:`)
+      }
+      const tombstones = JSON.parse(Option.getOrThrow(yield* kv.get("stalewise/g"))) as ReadonlyArray<unknown>
+      assert.isAtMost(tombstones.length, 64)
+      for (let i = 0; i < 200; i++) assert.isTrue(Option.isNone(yield* store.get(`ns${i}:fn:1`)), `${i}`)
+      yield* store.set("ns1:fn:1", entry("new"))
+      assert.strictEqual(Option.getOrThrow(yield* store.get("ns1:fn:1")).value, "new")
+    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
+
+  it.effect("a corrupt tombstone record reads as everything deleted, never as nothing deleted", () =>
+    Effect.gen(function*() {
+      const kv = yield* KeyValueStore.KeyValueStore
+      const store = yield* CacheStore.makeKeyValueStore()
+      yield* store.set("ns:fn:1", entry(1))
+      yield* kv.set("stalewise/g", "{not json")
+      assert.isTrue(Option.isNone(yield* store.get("ns:fn:1")))
+      yield* store.deletePrefix("other:")
+      yield* store.set("ns:fn:1", entry(2))
+      assert.strictEqual(Option.getOrThrow(yield* store.get("ns:fn:1")).value, 2)
+    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
+
   it.effect("file system: two instances on one directory, 10 concurrent sets, deletePrefix leaves nothing readable", () =>
     Effect.gen(function*() {
       const shared = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-fs-two-"))
