@@ -13,6 +13,7 @@
  * @since 0.1.0
  */
 import type { CacheEntry, CacheKey, CacheStore, Outcome, PolicyError } from "@stalewise/core"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type { LazyArg } from "effect/Function"
 import type * as Option from "effect/Option"
@@ -43,7 +44,9 @@ export type TypeId = "~@stalewise/refresh/Job"
  * @since 0.1.0
  * @category models
  */
-export interface CommonOptions<Args extends ReadonlyArray<any>, A> extends Omit<RefreshPolicy.Options, "fetchOnMiss"> {
+export interface CommonOptions<Args extends ReadonlyArray<any>, A, E = never>
+  extends Omit<RefreshPolicy.Options, "fetchOnMiss">
+{
   /**
    * The job's name: part of every key, and how refresh requests find the job in the
    * `JobRegistry` (unique there). Non-empty, without `:`.
@@ -74,6 +77,33 @@ export interface CommonOptions<Args extends ReadonlyArray<any>, A> extends Omit<
    * keep what the key is derived from; in-process requests run under the key the caller computed.
    */
   readonly argsSchema?: Schema.Schema<Readonly<NoInfer<Args>>, any> | undefined
+  /**
+   * What happens to a synchronous fetch (a miss, a refresh past `syncRefreshAfter`, `refresh`)
+   * when every caller waiting for it was interrupted before it answered: `"complete"` (default)
+   * lets it finish — bounded by `backgroundTimeout` from its start — and stores its value, so
+   * the work is rarely wasted; `"interrupt"` interrupts it once its last waiter leaves. Waiters
+   * are counted: one leaving never cancels the fetch the others wait for. Background refreshes
+   * have no waiters: `backgroundTimeout` and the queue's shutdown govern them.
+   */
+  readonly onAbandon?: "complete" | "interrupt" | undefined
+  /**
+   * Whether hits and stale reads served at once run in a `stalewise.get` span too. Default false:
+   * reads that wait for the upstream always do, but a span costs a hit several times its own
+   * time (docs/observability.md).
+   */
+  readonly traceHits?: boolean | undefined
+  /**
+   * Negative caching, off by default: failures of a miss's fetch for which `when` holds (e.g.
+   * "not found") are kept in this process for their own `timeToLive` (keep it short) and
+   * returned to later reads of the key without asking the store or the upstream, counted with
+   * status `negative`. Other failures are never cached; `set`, `delete`, `invalidate`,
+   * `refresh`, `clear`, `CacheControl.forceRefresh` and invalidations heard on the bus forget
+   * them. Cached failures are not written to the `CacheStore`.
+   */
+  readonly negative?: {
+    readonly when: (error: NoInfer<E>) => boolean
+    readonly timeToLive: Duration.DurationInput
+  } | undefined
 }
 
 /**
@@ -107,8 +137,8 @@ export type MissOptions<Empty> =
  * @since 0.1.0
  * @category models
  */
-export type BaseOptions<Args extends ReadonlyArray<any>, A, Empty = never> =
-  & CommonOptions<Args, A>
+export type BaseOptions<Args extends ReadonlyArray<any>, A, Empty = never, E = never> =
+  & CommonOptions<Args, A, E>
   & MissOptions<Empty>
 
 /**
@@ -117,7 +147,7 @@ export type BaseOptions<Args extends ReadonlyArray<any>, A, Empty = never> =
  * @since 0.1.0
  * @category models
  */
-export type Options<Args extends ReadonlyArray<any>, A, E, R, Empty = never> = BaseOptions<Args, A, Empty> & {
+export type Options<Args extends ReadonlyArray<any>, A, E, R, Empty = never> = BaseOptions<Args, A, Empty, E> & {
   /** Fetches the value from the upstream (cacheback `fetch`); its error `E` passes through unchanged. */
   readonly fetch: (...args: Args) => Effect.Effect<A, E, R>
 }
@@ -148,7 +178,8 @@ export interface Job<in out Args extends ReadonlyArray<any>, in out A, in out E>
    * The value with its story (the role of cacheback's `process_result`): `hit`; `stale` (served
    * from the cache, a refresh requested); `miss` (fetched in this call — a miss, or a stale value
    * past `syncRefreshAfter`); `failover` (a synchronous refresh failed, the stale value is served,
-   * `reason` `error` or `timeout`); `empty` (the `empty` value, a refresh requested).
+   * `reason` `error` or `timeout`); `empty` (the `empty` value, a refresh requested). A failure
+   * kept by `negative` caching fails the call again as it did (counted with status `negative`).
    */
   readonly getWithOutcome: (...args: Args) => Effect.Effect<Outcome.Outcome<A>, E | JobError | CacheKey.CacheKeyError>
   /**
@@ -270,7 +301,7 @@ export interface Cached<in out Args extends ReadonlyArray<any>, in out A, in out
  */
 export const cached: <Args extends ReadonlyArray<any>, A, E = never, R = never, Empty = never>(
   fetch: (...args: Args) => Effect.Effect<A, E, R>,
-  options: BaseOptions<Args, A, Empty>
+  options: BaseOptions<Args, A, Empty, E>
 ) => Effect.Effect<Cached<Args, A | Empty, E>, PolicyError.PolicyError, R | Requirements> = internal.cached
 
 /**

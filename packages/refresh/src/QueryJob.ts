@@ -27,7 +27,7 @@ import type * as Job from "./Job.js"
  * @category models
  */
 export interface Options<Args extends ReadonlyArray<any>, Row, I, A, E, R>
-  extends Omit<Job.BaseOptions<Args, A>, "schema" | "empty">
+  extends Omit<Job.BaseOptions<Args, A, never, E | ParseError>, "schema" | "empty">
 {
   /** Decodes each row the query returns, and encodes the cached rows for serialising stores. */
   readonly row: Schema.Schema<Row, I>

@@ -41,8 +41,19 @@ export interface Options {
    * values fetched together do not all go stale together. In `[0, 1)`. Default 0.
    */
   readonly jitter?: number | undefined
-  /** Fails a fetch that takes longer than this with `JobError` (reason `Timeout`). Default: no limit. */
+  /**
+   * Fails a fetch that takes longer than this with `JobError` (reason `Timeout`), whoever waits
+   * for it. Default: no limit for a fetch callers wait for (see `backgroundTimeout` for the rest).
+   */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * The longest a fetch nobody waits for may run, from its start: a background refresh, or a
+   * synchronous fetch whose callers all left (`onAbandon: "complete"`). Then it is interrupted —
+   * a background refresh counts as failed with `JobError` reason `Timeout` and backs off — and
+   * the next read starts a fresh one, so a hung upstream never pins a key. Positive and finite.
+   * Default 30 seconds (a shorter `timeout` ends the fetch first).
+   */
+  readonly backgroundTimeout?: Duration.DurationInput | undefined
   /**
    * The wait budget of a synchronous fetch (a miss, a refresh past `syncRefreshAfter`,
    * `refresh`) that finds the key's lease held by another process: it waits up to this long for
@@ -74,6 +85,7 @@ export interface RefreshPolicy {
   readonly staleIfError: boolean
   readonly jitter: number
   readonly timeout: Duration.Duration | undefined
+  readonly backgroundTimeout: Duration.Duration
   readonly leaseWait: Duration.Duration
   readonly refreshBackoff: {
     readonly initial: Duration.Duration
@@ -84,7 +96,7 @@ export interface RefreshPolicy {
 /**
  * Validates options into a policy. Fails with `PolicyError` when a duration is not positive,
  * when `lifetime > timeToLive`, when `syncRefreshAfter` falls outside `[lifetime, timeToLive)`,
- * when `refreshLease` or `leaseWait` is infinite, when `jitter` is outside `[0, 1)`, or when the back-off's
+ * when `refreshLease`, `leaseWait` or `backgroundTimeout` is infinite, when `jitter` is outside `[0, 1)`, or when the back-off's
  * `initial` exceeds its `max`.
  *
  * @example
@@ -137,6 +149,10 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
     const timeout = options.timeout === undefined
       ? undefined
       : yield* TimePolicy.finiteDuration("timeout", options.timeout)
+    const backgroundTimeout = yield* TimePolicy.finiteDuration(
+      "backgroundTimeout",
+      options.backgroundTimeout ?? Duration.seconds(30)
+    )
     const leaseWait = yield* TimePolicy.finiteDuration("leaseWait", options.leaseWait ?? Duration.seconds(5))
     const initial = yield* TimePolicy.positiveDuration(
       "refreshBackoff.initial",
@@ -157,6 +173,7 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
       staleIfError: options.staleIfError ?? true,
       jitter,
       timeout,
+      backgroundTimeout,
       leaseWait,
       refreshBackoff: { initial, max }
     }

@@ -11,7 +11,8 @@ import {
   Outcome,
   PolicyError,
   ScopeGuard,
-  SingleFlight
+  SingleFlight,
+  TimePolicy
 } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
@@ -97,6 +98,13 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       )
     }
 
+    const negativeMillis = options.negative === undefined
+      ? 0
+      : Duration.toMillis(yield* TimePolicy.finiteDuration("negative.timeToLive", options.negative.timeToLive))
+    const isNegative = options.negative?.when
+    const interruptOnAbandon = options.onAbandon === "interrupt"
+    const traceHits = options.traceHits ?? false
+
     const store = yield* CacheStore.CacheStore
     const queue = yield* RefreshQueue.RefreshQueue
     const registry = yield* JobRegistry.JobRegistry
@@ -105,6 +113,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const clock = yield* Effect.clock
     const random = yield* Effect.random
     const fetches = yield* FiberMap.make<string, CacheEntry.CacheEntry<A>, E | JobError>()
+    const scope = yield* Effect.scope
     // Once the scope closes, the job requests and starts no more refreshes.
     let closed = false
     yield* Effect.addFinalizer(() => Effect.sync(() => closed = true))
@@ -126,7 +135,12 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const flight = yield* SingleFlight.make({ lease: policy.refreshLease, wait: policy.leaseWait, annotations })
     // A fetch that `set`, `delete` or `clear` (here, or heard on the bus) overtook returns its
     // value to its callers but does not write it over what they did. Jobs keep no copies to drop.
-    const coherence = yield* Coherence.make({ origin: flight.origin, echoes: [store.origin], drop: () => undefined })
+    // Jobs keep no copies of values; the failures kept by negative caching are dropped.
+    const coherence = yield* Coherence.make({
+      origin: flight.origin,
+      echoes: [store.origin],
+      drop: (target) => forgetNegatives(target)
+    })
     const now = () => clock.unsafeCurrentTimeMillis()
 
     // --- Keys, entries and the store ------------------------------------------------------------
@@ -188,6 +202,35 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       backoff.set(key, { failures, until: at + RefreshPolicy.backoffMillis(policy, failures) })
     }
 
+    // --- Negative caching: chosen failures of a miss's fetch, kept in process ---------------------
+
+    const negatives = new Map<string, { readonly error: E; readonly expiresAt: number }>()
+    let negativeSweepAt = 1_024
+    const keepNegative = (key: string, cause: Cause.Cause<E | JobError>): void => {
+      if (isNegative === undefined) return
+      const error = Cause.failureOption(cause)
+      if (Option.isNone(error) || error.value instanceof JobError || !isNegative(error.value as E)) return
+      const at = now()
+      if (negatives.size >= negativeSweepAt) {
+        for (const [k, negative] of negatives) if (negative.expiresAt <= at) negatives.delete(k)
+        negativeSweepAt = Math.max(1_024, negatives.size * 2)
+      }
+      negatives.set(key, { error: error.value as E, expiresAt: at + negativeMillis })
+    }
+    const negativeOf = (key: string): E | undefined => {
+      if (negatives.size === 0) return undefined
+      const negative = negatives.get(key)
+      if (negative === undefined) return undefined
+      if (now() < negative.expiresAt) return negative.error
+      negatives.delete(key)
+      return undefined
+    }
+    function forgetNegatives(target: InvalidationBus.Target): void {
+      if (negatives.size === 0) return
+      if (target._tag === "Key") return void negatives.delete(target.key)
+      for (const key of negatives.keys()) if (key.startsWith(target.prefix)) negatives.delete(key)
+    }
+
     // --- Fetching: one fetch per key at a time, in the job's scope -------------------------------
 
     const fetchValue = (key: string, args: Args): Effect.Effect<A, E | JobError> => {
@@ -212,12 +255,26 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const fetchAndStore = (
       key: string,
       args: Args,
-      kind: "miss" | "refresh"
+      kind: "miss" | "refresh",
+      unattended = false
     ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
       Effect.suspend(() => {
         if (kind === "refresh") metrics.countRefresh(name, "started")
         const load = coherence.begin(key)
-        return fetchValue(key, args).pipe(
+        // nobody waits for a background refresh: it may run `backgroundTimeout`, then it failed
+        const value = unattended
+          ? Effect.timeoutFail(fetchValue(key, args), {
+            duration: policy.backgroundTimeout,
+            onTimeout: () =>
+              new JobError({
+                reason: "Timeout",
+                job: name,
+                key,
+                detail: `background refresh ran longer than ${Duration.format(policy.backgroundTimeout)}`
+              })
+          })
+          : fetchValue(key, args)
+        return value.pipe(
           Effect.flatMap((value) =>
             Effect.flatMap(
               entryOf(value),
@@ -231,9 +288,11 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           Effect.suspend(() => {
             if (Exit.isSuccess(exit)) {
               backoff.delete(key)
+              negatives.delete(key)
               if (kind === "refresh") metrics.countRefresh(name, "succeeded")
               return Effect.void
             }
+            if (kind === "miss") keepNegative(key, exit.cause)
             if (kind === "miss" || Cause.isInterruptedOnly(exit.cause)) return Effect.void
             recordFailure(key)
             metrics.countRefresh(name, "failed")
@@ -262,7 +321,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
       Effect.suspend(() => {
         const running = FiberMap.unsafeGet(fetches, key)
-        if (Option.isSome(running)) return Effect.flatMap(Fiber.await(running.value), (exit) => exit)
+        if (Option.isSome(running)) return attend(running.value, Effect.succeed(running.value))
         const refreshing = background.get(key)
         if (refreshing !== undefined) {
           // If that refresh is interrupted (its queue shut down), fetch anew.
@@ -271,11 +330,75 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
             (cause) => Cause.isInterruptedOnly(cause) ? fetchShared(key, args, kind, accept) : Effect.failCause(cause)
           )
         }
-        return Effect.flatMap(
-          FiberMap.run(fetches, key, fetchLeased(key, args, kind, accept)),
-          (fiber) => Effect.flatMap(Fiber.await(fiber), (exit) => exit)
-        )
+        return attend(undefined, FiberMap.run(fetches, key, fetchLeased(key, args, kind, accept)))
       })
+
+    // --- Waiters: who still waits for a synchronous fetch, and what happens when nobody does ----
+
+    interface Attendance {
+      readonly startedAt: number
+      waiters: number
+      /** Interrupts the fetch at `startedAt + backgroundTimeout` if nobody waits for it then. */
+      bounded: boolean
+    }
+    const attendance = new WeakMap<Fiber.RuntimeFiber<CacheEntry.CacheEntry<A>, E | JobError>, Attendance>()
+
+    // Joining a fetch (or starting it) and counting the waiter happen together, uninterruptibly:
+    // an interrupted caller is always counted out again.
+    const attend = (
+      known: Fiber.RuntimeFiber<CacheEntry.CacheEntry<A>, E | JobError> | undefined,
+      start: Effect.Effect<Fiber.RuntimeFiber<CacheEntry.CacheEntry<A>, E | JobError>>
+    ): Effect.Effect<CacheEntry.CacheEntry<A>, E | JobError> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(known === undefined ? start : Effect.succeed(known), (fiber) => {
+          let seen = attendance.get(fiber)
+          if (seen === undefined) {
+            seen = { startedAt: now(), waiters: 0, bounded: false }
+            attendance.set(fiber, seen)
+          }
+          const state = seen
+          state.waiters++
+          return restore(Effect.flatten(Fiber.await(fiber))).pipe(
+            Effect.onExit((exit) => leave(fiber, state, exit))
+          )
+        })
+      )
+
+    const leave = (
+      fiber: Fiber.RuntimeFiber<CacheEntry.CacheEntry<A>, E | JobError>,
+      state: Attendance,
+      exit: Exit.Exit<unknown, unknown>
+    ): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        state.waiters--
+        if (state.waiters > 0 || fiber.unsafePoll() !== null) return Effect.void
+        if (!(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause))) return Effect.void
+        if (interruptOnAbandon) return Effect.asVoid(Fiber.interruptFork(fiber))
+        return state.bounded ? Effect.void : bound(fiber, state)
+      })
+
+    // Nobody waits for the fetch any more: it may run until `startedAt + backgroundTimeout`. The
+    // timer ends with the fetch; one that finds waiters again lets them re-arm it when they leave.
+    const bound = (
+      fiber: Fiber.RuntimeFiber<CacheEntry.CacheEntry<A>, E | JobError>,
+      state: Attendance
+    ): Effect.Effect<void> => {
+      state.bounded = true
+      const timer = Effect.timeoutOption(
+        Fiber.await(fiber),
+        Duration.millis(Math.max(0, state.startedAt + Duration.toMillis(policy.backgroundTimeout) - now()))
+      ).pipe(
+        Effect.flatMap((done) =>
+          Effect.suspend(() => {
+            state.bounded = false
+            return Option.isNone(done) && state.waiters === 0 ? Fiber.interruptFork(fiber) : Effect.void
+          })
+        ),
+        Effect.asVoid
+      )
+      // forked from a waiter's exit (uninterruptible): the timer itself must stay interruptible
+      return Effect.asVoid(Effect.forkIn(Effect.interruptible(timer), scope))
+    }
 
     // --- One synchronous fetch per key across processes: the lease holder fetches --------------
 
@@ -315,7 +438,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         }
         const deferred = Deferred.unsafeMake<CacheEntry.CacheEntry<A>, E | JobError>(FiberId.none)
         background.set(key, deferred)
-        return Effect.exit(fetchAndStore(key, args, "refresh")).pipe(
+        return Effect.exit(fetchAndStore(key, args, "refresh", true)).pipe(
           Effect.tap((exit) => Deferred.done(deferred, exit)),
           Effect.ensuring(Effect.sync(() => {
             background.delete(key)
@@ -622,18 +745,17 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         }
       )
 
+    const syncRefreshDue = (key: string, entry: CacheEntry.CacheEntry<A>, at: number): boolean =>
+      syncRefreshAfterMillis !== undefined && at - entry.createdAt >= syncRefreshAfterMillis &&
+      !(policy.staleIfError && backingOff(key, at))
+
     const onStale = (
       key: string,
       args: Args,
       entry: CacheEntry.CacheEntry<A>,
       at: number
     ): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
-      if (
-        syncRefreshAfterMillis !== undefined && at - entry.createdAt >= syncRefreshAfterMillis &&
-        !(policy.staleIfError && backingOff(key, at))
-      ) {
-        return CacheMetrics.traceCall(annotations, key, syncRefresh(key, args, entry))
-      }
+      if (syncRefreshDue(key, entry, at)) return CacheMetrics.traceCall(annotations, key, syncRefresh(key, args, entry))
       // the common case under load: a refresh is already on its way, serve at once
       if (needNoRequest(key, at, false, entry)) {
         metrics.countRefresh(name, "skipped")
@@ -671,20 +793,40 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         const at = now()
         if (Option.isSome(cached)) {
           const entry = cached.value
-          if (at < entry.staleAt) return Effect.succeed(served(entry, at, "hit"))
-          // hits and stale reads served at once are not traced (a span would cost them several
-          // times their time); reads that wait for the upstream are
-          if (at < entry.expiresAt) return onStale(key, args, entry, at)
+          // hits and stale reads served at once are traced only with `traceHits` (a span would
+          // cost them several times their time); reads that wait for the upstream always are
+          if (at < entry.staleAt) {
+            const hit = Effect.succeed(served(entry, at, "hit"))
+            return traceHits ? CacheMetrics.traceCall(annotations, key, hit) : hit
+          }
+          if (at < entry.expiresAt) {
+            const stale = onStale(key, args, entry, at)
+            return traceHits && !syncRefreshDue(key, entry, at)
+              ? CacheMetrics.traceCall(annotations, key, stale)
+              : stale
+          }
         }
         return CacheMetrics.traceCall(annotations, key, onMiss(key, args))
       })
+
+    const negativeOutcome = (key: string, error: E): Effect.Effect<Outcome.Outcome<A>, E> => {
+      countOutcome("negative")
+      return CacheMetrics.traceCall(
+        annotations,
+        key,
+        Effect.zipRight(CacheMetrics.annotateStatus("negative"), Effect.fail(error)),
+        "negative"
+      )
+    }
 
     const getWithOutcome = (...args: Args) =>
       Effect.flatMap(keyOf(args), (key) =>
         CacheControl.withCurrentMode((mode) => {
           switch (mode) {
-            case "default":
-              return outcomeOf(key, args)
+            case "default": {
+              const negative = negativeOf(key)
+              return negative === undefined ? outcomeOf(key, args) : negativeOutcome(key, negative)
+            }
             case "bypass":
               return CacheMetrics.traceCall(
                 annotations,
@@ -696,6 +838,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
                 "bypass"
               )
             case "forceRefresh":
+              negatives.delete(key)
               return CacheMetrics.traceCall(
                 annotations,
                 key,
@@ -708,6 +851,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const overtaking = <X, Err>(target: InvalidationBus.Target, change: Effect.Effect<X, Err>) =>
       Effect.suspend(() => {
         coherence.overtake(target)
+        forgetNegatives(target)
         return Effect.tap(change, () => coherence.invalidate(target))
       })
 
@@ -731,11 +875,13 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
               yield* store.set(key, CacheEntry.make({ ...entry, staleAt: at }), schema)
             }
             backoff.delete(key)
+            negatives.delete(key)
             yield* requestRefresh(key, args, { force: true, seen: entry })
           })),
       delete: (...args) =>
         Effect.flatMap(keyOf(args), (key) => {
           backoff.delete(key)
+          negatives.delete(key)
           return overtaking({ _tag: "Key", key }, store.delete(key))
         }),
       peek: (...args) => Effect.flatMap(keyOf(args), (key) => store.get<A, any>(key, schema)),
@@ -743,6 +889,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         Effect.flatMap(keyOf(args), (key) =>
           Effect.flatMap(entryOf(value), (entry) => {
             backoff.delete(key)
+            negatives.delete(key)
             return overtaking({ _tag: "Key", key }, store.set(key, entry, schema))
           })),
       refresh: (...args) =>
@@ -750,6 +897,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           // A fetch already running may have started before whatever made the caller refresh (a
           // write to the source): let it finish, then fetch — or join a fetch started since.
           Effect.suspend(() => {
+            negatives.delete(key)
             const calledAt = now()
             return Effect.zipRight(
               awaitRunning(key),
@@ -773,7 +921,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
 /** @internal */
 export const cached = <Args extends ReadonlyArray<any>, A, E = never, R = never, Empty = never>(
   fetch: (...args: Args) => Effect.Effect<A, E, R>,
-  options: Job.BaseOptions<Args, A, Empty>
+  options: Job.BaseOptions<Args, A, Empty, E>
 ): Effect.Effect<Job.Cached<Args, A | Empty, E>, PolicyError.PolicyError, R | Job.Requirements> =>
   Effect.map(
     make<Args, A, E, R, Empty>({ ...options, fetch }),
