@@ -70,6 +70,25 @@ export const connect: Effect.Effect<Redis, never, Scope.Scope> = Effect.acquireR
   (client) => Effect.promise(() => client.quit())
 )
 
+/**
+ * Raw access to one topology, behind the stores' backs, and where the stores keep a key there
+ * (on a cluster the cache key is a hash tag).
+ */
+export const rawAccess = (topology: typeof topologies[number]) => {
+  const cluster = topology.name === "cluster"
+  return {
+    run: <A>(f: (client: Redis | Cluster) => Promise<A>): Effect.Effect<A> =>
+      Effect.scoped(
+        Effect.flatMap(
+          cluster ? connectCluster : connect,
+          (client: Redis | Cluster) => Effect.promise(() => f(client))
+        )
+      ),
+    entryKey: (keyPrefix: string, key: string) => cluster ? `${keyPrefix}v:{${key}}` : `${keyPrefix}v:${key}`,
+    leaseKey: (keyPrefix: string, key: string) => cluster ? `${keyPrefix}l:{${key}}` : `${keyPrefix}l:${key}`
+  }
+}
+
 /** Opens a cluster client of its own to the shared cluster; quits when the scope closes. */
 export const connectCluster: Effect.Effect<Cluster, never, Scope.Scope> = Effect.acquireRelease(
   Effect.promise(async () => {
@@ -296,14 +315,15 @@ export const assertNoUnhandledRejections = (): void => {
 export const tieredInstance = (
   options: TieredStore.Options & {
     readonly port?: number | undefined
+    /** A cluster's nodes instead of a server's port. */
+    readonly nodes?: ReadonlyArray<string> | undefined
     readonly commandTimeout?: Duration.DurationInput | undefined
   }
 ): Effect.Effect<TieredStore.TieredStore, RedisClient.RedisError | PolicyError.PolicyError, Scope.Scope> => {
-  const { commandTimeout, port: instancePort, ...store } = options
+  const { commandTimeout, nodes, port: instancePort, ...store } = options
   return Effect.gen(function*() {
     const redis = yield* RedisClient.make({
-      host,
-      port: instancePort ?? port,
+      ...(nodes === undefined ? { host, port: instancePort ?? port } : { nodes }),
       ...(commandTimeout === undefined ? {} : { commandTimeout }),
       ...RedisStore.clientDefaults
     })
