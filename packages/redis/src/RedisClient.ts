@@ -1,5 +1,7 @@
 /**
- * `RedisClient`: one scoped ioredis connection as a service. `make` connects and waits for the
+ * `RedisClient`: one scoped ioredis connection as a service — to one Redis server, or to a Redis
+ * Cluster (`nodes`: an ioredis `Cluster`, which routes each command to the master of its key's
+ * slot and follows `MOVED`/`ASK` redirections and failovers). `make` connects and waits for the
  * connection (up to `connectTimeout`); when Redis cannot be reached it returns all the same and
  * keeps connecting in the background (or fails, with `whenUnreachable: "fail"`), so that an app
  * starts while Redis is down. It quits when its scope closes; `use` runs a command through the
@@ -21,8 +23,9 @@ import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type { RedisOptions as IoRedisOptions } from "ioredis"
-import { Redis } from "ioredis"
+import type { ClusterOptions, RedisOptions as IoRedisOptions } from "ioredis"
+import { Cluster, Redis } from "ioredis"
+import { knownNodes } from "./internal/cluster.js"
 
 /**
  * @since 0.1.0
@@ -35,6 +38,38 @@ export const TypeId: TypeId = "~@stalewise/redis/RedisClient"
  * @category type ids
  */
 export type TypeId = "~@stalewise/redis/RedisClient"
+
+/**
+ * What a `RedisClient` holds: a connection to one Redis server (`Redis`) or a client of a Redis
+ * Cluster (`Cluster`, from the `nodes` option or an existing ioredis `Cluster`). Both run the
+ * same commands; on a cluster a command's keys must share one hash slot, and commands without
+ * keys (`SCAN`, `PUBLISH`, …) go to one node (see {@link isCluster}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Connection = Redis | Cluster
+
+/**
+ * Whether a connection is a Redis Cluster client: then multi-key commands must stay within one
+ * hash slot and a key-space walk (`SCAN`) must visit every master (`client.nodes("master")`).
+ *
+ * @example
+ * ```ts
+ * import { RedisClient } from "@stalewise/redis"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const redis = yield* RedisClient.RedisClient
+ *   return RedisClient.isCluster(redis.client) ? "cluster" : "one server"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isCluster = (client: Connection): client is Cluster =>
+  (client as { readonly isCluster?: unknown }).isCluster === true
 
 /**
  * The `RedisClient` service tag: a connected ioredis client and `use` to run commands on it.
@@ -69,14 +104,17 @@ export declare namespace RedisClient {
    */
   export interface Service {
     readonly [TypeId]: TypeId
-    /** The underlying ioredis client, for commands `use` does not wrap (pipelines, scans, pub/sub). */
-    readonly client: Redis
+    /**
+     * The underlying ioredis client, for commands `use` does not wrap (pipelines, scans, pub/sub):
+     * a `Redis` connection, or a `Cluster` client (see {@link isCluster}).
+     */
+    readonly client: Connection
     /**
      * Runs `f` on the client. A rejection becomes a `RedisError` named after `method`: `Connection`
      * when the connection is closed or gave up retrying, `Command` otherwise; no answer within
      * `commandTimeout` is `Timeout` (the command may still run on the server).
      */
-    readonly use: <A>(method: string, f: (client: Redis) => Promise<A>) => Effect.Effect<A, RedisError>
+    readonly use: <A>(method: string, f: (client: Connection) => Promise<A>) => Effect.Effect<A, RedisError>
     /**
      * Opens another connection with this client's options (`overrides` replacing some of them),
      * owned by the given scope: for what cannot share a connection, such as a pub/sub subscriber.
@@ -152,6 +190,20 @@ export interface RedisOptions extends
   /** Sent with `AUTH` on connect; kept out of errors and logs. */
   readonly password?: Redacted.Redacted | undefined
   /**
+   * The startup nodes of a Redis Cluster: connects with an ioredis `Cluster` instead of one
+   * connection. Each is a URL (`redis://[[username]:password@]host[:port]`, `rediss://…` for
+   * TLS) or `host:port`; a few nodes suffice, the client discovers the others and follows
+   * failovers and slot migrations. Credentials (in a URL, or `username` and `password`) and the
+   * other connection options apply to every node. Exclusive with `url`, `host`, `port` and `db`
+   * (`PolicyError` otherwise), and not empty.
+   */
+  readonly nodes?: ReadonlyArray<string | Redacted.Redacted> | undefined
+  /**
+   * Options only a cluster client has (ioredis `ClusterOptions`: `scaleReads`, `natMap`,
+   * `slotsRefreshInterval`, `retryDelayOnFailover`, …); used with `nodes`.
+   */
+  readonly cluster?: ClusterExtras | undefined
+  /**
    * How long `make` waits for a ready connection, and how long each connection attempt may take.
    * Default 10 seconds. Positive and finite: anything else is a `PolicyError`.
    */
@@ -178,6 +230,18 @@ export interface RedisOptions extends
    */
   readonly maxReconnectDelay?: Duration.DurationInput | undefined
 }
+
+/**
+ * The ioredis `ClusterOptions` a cluster client may be given besides the connection options,
+ * which apply to every node (`redisOptions`, `lazyConnect` and the offline queue are set from
+ * those).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClusterExtras
+  extends Omit<ClusterOptions, "redisOptions" | "lazyConnect" | "enableOfflineQueue" | "keyPrefix" | "scripts">
+{}
 
 const defaultConnectTimeout = Duration.seconds(10)
 const defaultCommandTimeout = Duration.seconds(5)
@@ -243,11 +307,13 @@ export const make = Effect.fnUntraced(function*(
   options: RedisOptions
 ): Effect.fn.Return<RedisClient.Service, RedisError | PolicyError.PolicyError, Scope.Scope> {
   const {
+    cluster: clusterExtras,
     commandTimeout: commandTimeoutInput,
     connectTimeout: connectTimeoutInput,
     db,
     host,
     maxReconnectDelay,
+    nodes,
     password,
     port,
     url,
@@ -275,6 +341,7 @@ export const make = Effect.fnUntraced(function*(
       })
     }
   }
+  const startupNodes = nodes === undefined ? undefined : yield* parseNodes(nodes, { url, host, port, db })
   const ioOptions: IoRedisOptions = {
     retryStrategy: reconnectDelays(maxReconnectDelay ?? defaultMaxReconnectDelay),
     ...passthrough,
@@ -292,8 +359,10 @@ export const make = Effect.fnUntraced(function*(
 
   const runtime = yield* Effect.runtime<never>()
   const client = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const client = url === undefined
+    Effect.sync((): Connection => {
+      const client = startupNodes !== undefined
+        ? makeCluster(startupNodes, ioOptions, clusterExtras)
+        : url === undefined
         ? new Redis(ioOptions)
         : new Redis(Redacted.isRedacted(url) ? Redacted.value(url) : url, ioOptions)
       // ioredis prints unhandled "error" events to the console; reconnect noise goes to the
@@ -334,7 +403,7 @@ export const make = Effect.fnUntraced(function*(
 
 /**
  * A `RedisClient` over an ioredis client you already have (shared with other code, or configured
- * in ways these options do not cover). It stays yours: closing the scope does not close it.
+ * in ways these options do not cover): a `Redis` connection or a `Cluster` client. It stays yours: closing the scope does not close it.
  * A client made with `lazyConnect` that has not connected yet is connected here, within
  * `connectTimeout` (default 10 seconds); commands are bounded by the client's own
  * `commandTimeout`. `duplicate` opens connections of its own with the client's options, owned by
@@ -372,7 +441,7 @@ export const make = Effect.fnUntraced(function*(
  * @category constructors
  */
 export const fromIoRedis = (
-  client: Redis,
+  client: Connection,
   options?: { readonly connectTimeout?: Duration.DurationInput | undefined }
 ): Effect.Effect<RedisClient.Service, RedisError | PolicyError.PolicyError> =>
   Effect.gen(function*() {
@@ -399,12 +468,16 @@ export const fromIoRedis = (
  * @category layers
  */
 export const layerIoRedis = (
-  client: Redis,
+  client: Connection,
   options?: { readonly connectTimeout?: Duration.DurationInput | undefined }
 ): Layer.Layer<RedisClient, RedisError | PolicyError.PolicyError> =>
   Layer.effect(RedisClient, fromIoRedis(client, options))
 
-const useOn = (client: Redis) => <A>(method: string, f: (client: Redis) => Promise<A>): Effect.Effect<A, RedisError> =>
+const useOn = (client: Connection) =>
+<A>(
+  method: string,
+  f: (client: Connection) => Promise<A>
+): Effect.Effect<A, RedisError> =>
   Effect.tryPromise({
     try: () => f(client),
     catch: (cause) =>
@@ -417,7 +490,8 @@ const useOn = (client: Redis) => <A>(method: string, f: (client: Redis) => Promi
 
 // The options of a client someone else made, as ours, for `duplicate`: what `make` sets itself
 // (lazyConnect, keyPrefix) is left out, timeouts and the password are converted back.
-const inheritedOptions = (client: Redis): RedisOptions => {
+const inheritedOptions = (client: Connection): RedisOptions => {
+  if (isCluster(client)) return inheritedClusterOptions(client)
   const {
     commandTimeout,
     connectTimeout,
@@ -481,7 +555,7 @@ export const layerConfig = (
 ): Layer.Layer<RedisClient, RedisError | PolicyError.PolicyError | ConfigError.ConfigError> =>
   Layer.scoped(RedisClient, Effect.flatMap(Config.unwrap(config), make))
 
-const connect = (client: Redis, timeout: Duration.Duration): Effect.Effect<void, RedisError> => {
+const connect = (client: Connection, timeout: Duration.Duration): Effect.Effect<void, RedisError> => {
   // The "close" that rejects `connect()` carries no reason; the "error" before it does.
   let lastError: unknown
   const onError = (error: unknown) => {
@@ -513,7 +587,7 @@ const connect = (client: Redis, timeout: Duration.Duration): Effect.Effect<void,
 
 // Finalizers run uninterruptibly: the waits are made interruptible so that their timeouts can
 // cut them short (a QUIT queued behind a blocking command would otherwise wait for that command).
-const close = (client: Redis, timeout: Duration.Duration): Effect.Effect<void> =>
+const close = (client: Connection, timeout: Duration.Duration): Effect.Effect<void> =>
   Effect.suspend(() => {
     // Without a ready connection there is nobody to say QUIT to: stop any reconnecting and be done.
     if (client.status !== "ready") return Effect.sync(() => disconnectNow(client))
@@ -533,13 +607,13 @@ const close = (client: Redis, timeout: Duration.Duration): Effect.Effect<void> =
 
 // `disconnect()` stops reconnecting but only half-closes the socket (`end()`); a server that has
 // stopped reading would keep it open, so the socket is destroyed as well.
-const disconnectNow = (client: Redis): void => {
+const disconnectNow = (client: Connection): void => {
   client.disconnect()
-  client.stream?.destroy()
+  if (!isCluster(client)) client.stream?.destroy()
 }
 
 // `quit()` resolves on the server's OK; the client is closed once it reaches status "end".
-const awaitEnd = (client: Redis): Effect.Effect<void> =>
+const awaitEnd = (client: Connection): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
     if (client.status === "end") {
       resume(Effect.void)
@@ -557,16 +631,22 @@ const awaitEnd = (client: Redis): Effect.Effect<void> =>
 const connectionErrorMessages = new Set([
   "Connection is closed.",
   "Stream isn't writeable and enableOfflineQueue options is false",
-  "Command aborted due to connection close"
+  "Command aborted due to connection close",
+  // a cluster client: no slot map yet (or any more), or closed
+  "Cluster isn't ready and enableOfflineQueue options is false",
+  "Cluster is ended."
 ])
 
 // ioredis's own commandTimeout rejects with this message.
 const isCommandTimeout = (error: unknown): boolean => error instanceof Error && error.message === "Command timed out"
 
 // ioredis does not export MaxRetriesPerRequestError from its entry point; its name identifies it.
+// A cluster that gave up following redirections or failing over, or that lost a slot's master
+// (CLUSTERDOWN), cannot be reached for that key: a connection problem too.
 const isConnectionError = (error: unknown): boolean =>
   error instanceof Error &&
-  (error.name === "MaxRetriesPerRequestError" || connectionErrorMessages.has(error.message))
+  (error.name === "MaxRetriesPerRequestError" || connectionErrorMessages.has(error.message) ||
+    error.message.startsWith("Too many Cluster redirections") || error.message.startsWith("CLUSTERDOWN"))
 
 // ioredis attaches the failed command to a reply error: its arguments are stored values, keys
 // and, for AUTH (and HELLO … AUTH), the password in plain text. None of it may travel with the
@@ -587,3 +667,106 @@ const isRejectedByServer = (error: unknown): boolean =>
   Predicate.hasProperty(error, "name") && error.name === "ReplyError"
 
 const isTimeoutError = (error: unknown): boolean => Predicate.hasProperty(error, "code") && error.code === "ETIMEDOUT"
+
+// --- Cluster ---------------------------------------------------------------------------------------
+
+interface StartupNodes {
+  readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  readonly username: string | undefined
+  readonly password: string | undefined
+  readonly tls: boolean
+}
+
+const invalidNodes = (detail: string) =>
+  new PolicyError.PolicyError({ reason: "InvalidValue", option: "nodes", detail })
+
+// `nodes` as ioredis startup nodes; credentials and TLS found in the URLs apply to every node.
+const parseNodes = (
+  nodes: ReadonlyArray<string | Redacted.Redacted>,
+  exclusive: Record<string, unknown>
+): Effect.Effect<StartupNodes, PolicyError.PolicyError> =>
+  Effect.gen(function*() {
+    const also = Object.entries(exclusive).filter(([, value]) => value !== undefined)
+    if (also.length > 0) {
+      return yield* new PolicyError.PolicyError({
+        reason: "InvalidCombination",
+        option: "nodes",
+        detail: `nodes and ${also.map(([name]) => name).join(", ")} are exclusive: the nodes say where to connect`
+      })
+    }
+    if (nodes.length === 0) return yield* invalidNodes("at least one node is needed")
+    let username: string | undefined
+    let password: string | undefined
+    let tls = false
+    const parsed: Array<{ host: string; port: number }> = []
+    for (const [index, node] of nodes.entries()) {
+      const text = Redacted.isRedacted(node) ? Redacted.value(node) : node
+      let address: URL
+      try {
+        address = new URL(text.includes("://") ? text : `redis://${text}`)
+      } catch {
+        // the node may carry a password: never echo it
+        return yield* invalidNodes(`node ${index} is not a URL or host:port`)
+      }
+      if (address.protocol !== "redis:" && address.protocol !== "rediss:") {
+        return yield* invalidNodes(`node ${index}: only redis:// and rediss:// URLs`)
+      }
+      if (address.pathname !== "" && address.pathname !== "/" && address.pathname !== "/0") {
+        return yield* invalidNodes(`node ${index}: a cluster has only database 0`)
+      }
+      if (address.protocol === "rediss:") tls = true
+      if (address.username !== "") username ??= decodeURIComponent(address.username)
+      if (address.password !== "") password ??= decodeURIComponent(address.password)
+      const port = address.port === "" ? 6379 : Number(address.port)
+      parsed.push({ host: address.hostname.replace(/^\[(.*)\]$/, "$1"), port })
+    }
+    return { nodes: parsed, username, password, tls }
+  })
+
+// The per-node options go to `redisOptions`; the client-wide ones (reconnecting, the offline
+// queue, auto-pipelining) to the cluster itself, where ioredis reads them.
+const makeCluster = (startup: StartupNodes, ioOptions: IoRedisOptions, extras: ClusterExtras | undefined): Cluster => {
+  const {
+    autoPipeliningIgnoredCommands,
+    enableAutoPipelining,
+    enableOfflineQueue,
+    enableReadyCheck,
+    retryStrategy,
+    ...node
+  } = ioOptions
+  const redisOptions: ClusterOptions["redisOptions"] = { ...node }
+  if (redisOptions.username === undefined && startup.username !== undefined) redisOptions.username = startup.username
+  if (redisOptions.password === undefined && startup.password !== undefined) redisOptions.password = startup.password
+  if (redisOptions.tls === undefined && startup.tls) redisOptions.tls = {}
+  const options: ClusterOptions = {
+    ...(retryStrategy === undefined ? {} : { clusterRetryStrategy: retryStrategy }),
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+    ...(autoPipeliningIgnoredCommands === undefined ? {} : { autoPipeliningIgnoredCommands }),
+    ...(enableReadyCheck === undefined ? {} : { enableReadyCheck }),
+    ...extras,
+    redisOptions,
+    lazyConnect: true
+  }
+  return new Cluster(startup.nodes.map((node) => ({ ...node })), options)
+}
+
+// A cluster client someone else made, as our options: its known nodes (or its startup nodes
+// before it connected) and its per-node options.
+const inheritedClusterOptions = (client: Cluster): RedisOptions => {
+  const nodes = knownNodes(client).map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`)
+  const { lazyConnect: _lazyConnect, redisOptions = {}, ...cluster } = client.options
+  const { commandTimeout, connectTimeout, keyPrefix: _keyPrefix, password, username, ...rest } = redisOptions
+  return {
+    ...rest,
+    nodes,
+    cluster,
+    ...(client.options.enableOfflineQueue === undefined
+      ? {}
+      : { enableOfflineQueue: client.options.enableOfflineQueue }),
+    username: username ?? undefined,
+    password: password === undefined || password === null ? undefined : Redacted.make(password),
+    connectTimeout: connectTimeout ?? undefined,
+    commandTimeout: commandTimeout ?? undefined
+  }
+}

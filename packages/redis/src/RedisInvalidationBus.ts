@@ -25,6 +25,8 @@ import * as Layer from "effect/Layer"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
+import { knownNodes } from "./internal/cluster.js"
 import * as RedisClient from "./RedisClient.js"
 import { clientDefaults } from "./RedisStore.js"
 
@@ -165,6 +167,9 @@ export const make = Effect.fnUntraced(function*(
   const redis = yield* RedisClient.RedisClient
   const channel = options.channel ?? defaultChannel
   const maxDelay = Duration.decode(options.maxResubscribeDelay ?? Duration.seconds(2))
+  // between two subscriber connections to a cluster's nodes (a single server's reconnects follow
+  // the client's own `retryStrategy`)
+  const maxReconnectDelay = Duration.millis(250)
   const run = yield* FiberSet.makeRuntime<never>()
   // settled by the first subscription, or by the first connection closing (Redis down)
   const firstAttempt = yield* Deferred.make<void>()
@@ -174,20 +179,11 @@ export const make = Effect.fnUntraced(function*(
     for (const listener of listeners) listener(event)
   }
 
-  const subscriber = yield* Effect.acquireRelease(
-    Effect.sync(() => redis.client.duplicate({ lazyConnect: true, autoResubscribe: false, enableOfflineQueue: false })),
-    (client) =>
-      Effect.sync(() => {
-        client.removeAllListeners()
-        client.on("error", () => undefined)
-        client.disconnect()
-      })
-  )
-
   // Each connection gets its own subscribe loop; a loop whose connection is gone stops.
   let connection = 0
   let subscribed = false
-  const subscribe = (current: number) =>
+  let released = false
+  const subscribe = (current: number, subscriber: Redis) =>
     Effect.tryPromise(() => subscriber.subscribe(channel)).pipe(
       Effect.tapError((error) =>
         Effect.logWarning("stalewise: could not subscribe to invalidations, retrying").pipe(
@@ -209,25 +205,86 @@ export const make = Effect.fnUntraced(function*(
       Effect.ignore
     )
 
-  subscriber.on("ready", () => {
-    run(subscribe(++connection))
-  })
-  subscriber.on("close", () => {
-    connection++
-    Deferred.unsafeDone(firstAttempt, Exit.void)
-    if (!subscribed) return
-    subscribed = false
-    emit({ _tag: "Flush", reason: "Disconnected" })
-  })
-  subscriber.on("message", (from: string, message: string) => {
-    if (from !== channel) return
-    const invalidation = decode(message)
-    if (invalidation !== undefined) emit(invalidation)
-  })
-  // ioredis prints unhandled "error" events; the reconnects are expected while Redis is away.
-  subscriber.on("error", () => undefined)
-  // a failed first connect is retried by ioredis's retryStrategy, like any reconnect
-  subscriber.connect().catch(() => undefined)
+  const attach = (subscriber: Redis): Redis => {
+    subscriber.on("ready", () => {
+      run(subscribe(++connection, subscriber))
+    })
+    subscriber.on("close", () => {
+      connection++
+      Deferred.unsafeDone(firstAttempt, Exit.void)
+      if (!subscribed) return
+      subscribed = false
+      emit({ _tag: "Flush", reason: "Disconnected" })
+    })
+    subscriber.on("message", (from: string, message: string) => {
+      if (from !== channel) return
+      const invalidation = decode(message)
+      if (invalidation !== undefined) emit(invalidation)
+    })
+    // ioredis prints unhandled "error" events; the reconnects are expected while Redis is away.
+    subscriber.on("error", () => undefined)
+    // a failed first connect is retried by ioredis's retryStrategy, like any reconnect
+    subscriber.connect().catch(() => undefined)
+    return subscriber
+  }
+  const detach = (subscriber: Redis) => {
+    subscriber.removeAllListeners()
+    subscriber.on("error", () => undefined)
+    subscriber.disconnect()
+  }
+
+  const cluster = RedisClient.isCluster(redis.client) ? redis.client : undefined
+  if (cluster === undefined) {
+    const client = redis.client as Redis
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        attach(client.duplicate({ lazyConnect: true, autoResubscribe: false, enableOfflineQueue: false }))
+      ),
+      (subscriber) => Effect.sync(() => detach(subscriber))
+    )
+  } else {
+    // On a cluster a PUBLISH reaches every node: the subscriber is a plain connection to one of
+    // them. When it is lost (that node failed), the next connection goes to the next known node,
+    // so the bus hears the channel again as soon as any node answers.
+    const nodeOptions = cluster.options.redisOptions ?? {}
+    const delays = RedisClient.reconnectDelays(maxReconnectDelay)
+    let attempt = 0
+    let turn = 0
+    let current: Redis | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const next = () => {
+      const nodes = knownNodes(cluster)
+      const node = nodes[turn++ % Math.max(1, nodes.length)]
+      const subscriber = attach(
+        new Redis({
+          ...nodeOptions,
+          ...node,
+          lazyConnect: true,
+          autoResubscribe: false,
+          enableOfflineQueue: false,
+          // a lost node is not retried: the next attempt goes to another node
+          retryStrategy: () => null
+        })
+      )
+      subscriber.on("ready", () => {
+        attempt = 0
+      })
+      subscriber.once("end", () => {
+        if (released) return
+        timer = setTimeout(next, delays(++attempt))
+      })
+      current = subscriber
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(next),
+      () =>
+        Effect.sync(() => {
+          released = true
+          clearTimeout(timer)
+          if (current !== undefined) detach(current)
+        })
+    )
+  }
   yield* Effect.ignore(Effect.timeout(Deferred.await(firstAttempt), options.startupWait ?? Duration.seconds(1)))
 
   const wire: Wire = { channel, encode }

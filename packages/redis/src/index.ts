@@ -21,7 +21,9 @@
 export * as BullRefreshQueue from "./BullRefreshQueue.js"
 
 /**
- * `RedisClient`: one scoped ioredis connection as a service. `make` connects and waits for the
+ * `RedisClient`: one scoped ioredis connection as a service — to one Redis server, or to a Redis
+ * Cluster (`nodes`: an ioredis `Cluster`, which routes each command to the master of its key's
+ * slot and follows `MOVED`/`ASK` redirections and failovers). `make` connects and waits for the
  * connection (up to `connectTimeout`); when Redis cannot be reached it returns all the same and
  * keeps connecting in the background (or fails, with `whenUnreachable: "fail"`), so that an app
  * starts while Redis is down. It quits when its scope closes; `use` runs a command through the

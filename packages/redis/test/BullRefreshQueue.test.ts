@@ -22,6 +22,7 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import type { Cluster, Redis } from "ioredis"
 import * as Fixture from "./utils/Fixture.js"
 import * as RedisTest from "./utils/RedisTest.js"
 
@@ -35,18 +36,19 @@ type Process = CacheStore.CacheStore | RefreshQueue.RefreshQueue | JobRegistry.J
 interface ProcessOptions extends BullRefreshQueue.Options {
   readonly keyPrefix: string
   readonly port?: number | undefined
+  /** A cluster's nodes instead of a server's port. */
+  readonly nodes?: ReadonlyArray<string> | undefined
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** More options of the process's `RedisClient`. */
   readonly client?: RedisClient.RedisOptions | undefined
 }
 
 const processLayer = (options: ProcessOptions) => {
-  const { client, commandTimeout, keyPrefix, port, ...queue } = options
+  const { client, commandTimeout, keyPrefix, nodes, port, ...queue } = options
   return Layer.mergeAll(RedisStore.layerFromClient({ keyPrefix }), BullRefreshQueue.layer(queue)).pipe(
     Layer.provideMerge(
       RedisClient.layer({
-        host: RedisTest.host,
-        port: port ?? RedisTest.port,
+        ...(nodes === undefined ? { host: RedisTest.host, port: port ?? RedisTest.port } : { nodes }),
         commandTimeout: commandTimeout ?? "2 seconds",
         ...RedisStore.clientDefaults,
         ...client
@@ -63,16 +65,20 @@ const startWorker = (process: Context.Context<Process>, options: BullRefreshQueu
   Layer.build(BullRefreshQueue.layerWorker(options).pipe(Layer.provide(Layer.succeedContext(process))))
 
 /** A BullMQ handle on the queue for the test to look at, on a connection of its own. */
-const inspect = (queueName: string) =>
-  Effect.flatMap(RedisTest.connect, (client) =>
-    Effect.acquireRelease(
-      Effect.promise(async () => {
-        const queue = new Queue(queueName, { connection: client })
-        await queue.waitUntilReady()
-        return queue
-      }),
-      (queue) => Effect.promise(() => queue.close())
-    ))
+const inspect = (queueName: string, onCluster = false) =>
+  Effect.flatMap(
+    (onCluster ? RedisTest.connectCluster : RedisTest.connect) as Effect.Effect<Redis | Cluster, never, Scope.Scope>,
+    (client) =>
+      Effect.acquireRelease(
+        Effect.promise(async () => {
+          // on a cluster the queue's prefix gets a hash tag, in the app and workers too
+          const queue = new Queue(queueName, { connection: client, ...(onCluster ? { prefix: "{bull}" } : {}) })
+          await queue.waitUntilReady()
+          return queue
+        }),
+        (queue) => Effect.promise(() => queue.close())
+      )
+  )
 
 const counts = (queue: Queue) =>
   Effect.promise(() => queue.getJobCounts("waiting", "active", "delayed", "completed", "failed"))
@@ -124,146 +130,165 @@ const countingJob = (name: string, options?: { readonly gate?: Effect.Effect<voi
   return { calls, make }
 }
 
+for (const topology of RedisTest.topologies) {
+  const nodes = "nodes" in topology.connection ? { nodes: topology.connection.nodes } : {}
+  describe.skipIf(!topology.available)(`BullRefreshQueue (${topology.name})`, () => {
+    RedisTest.assertNoUnhandledRejections()
+
+    it.scopedLive(`a stale read in the app is refreshed by a worker: arguments decoded, written under the app's key (${topology.name})`, () =>
+      Effect.gen(function*() {
+        const queueName = unique("swr")
+        const keyPrefix = RedisTest.makePrefix()
+        const name = unique("day")
+        const day = new Date("2024-05-01T00:00:00.000Z")
+        const app = yield* startProcess({ queueName, keyPrefix, ...nodes })
+        const worker = yield* startProcess({ queueName, keyPrefix, ...nodes })
+        const appJob = yield* Job.make({
+          name,
+          argsSchema: Schema.Tuple(Schema.Date),
+          schema: Schema.String,
+          key: (d: Date) => `v1-${d.toISOString().slice(0, 10)}`,
+          fetch: (_: Date) => Effect.succeed("fetched by the app"),
+          lifetime: "50 millis"
+        }).pipe(Effect.provide(app))
+        // The worker's job is the same job: it accepts the request because the key is the one it
+        // derives from the decoded arguments, and writes there, where the app reads.
+        const fetched: Array<unknown> = []
+        yield* Job.make({
+          name,
+          argsSchema: Schema.Tuple(Schema.Date),
+          schema: Schema.String,
+          key: (d: Date) => `v1-${d.toISOString().slice(0, 10)}`,
+          fetch: (d: Date) =>
+            Effect.sync(() => {
+              fetched.push(d)
+              return `${d.toISOString()} fetched by the worker`
+            }),
+          lifetime: "50 millis"
+        }).pipe(Effect.provide(worker))
+        yield* startWorker(worker, { queueName })
+
+        yield* appJob.set([day], "old")
+        yield* Effect.sleep("80 millis")
+        const stale = yield* appJob.getWithOutcome(day)
+        assert.deepStrictEqual([stale.status, stale.value], ["stale", "old"])
+        const landed = yield* within(
+          Effect.map(appJob.peek(day), (entry) => Option.isSome(entry) && entry.value.value !== "old")
+        )
+        const entry = Option.getOrThrow(yield* appJob.peek(day))
+        assert.strictEqual(entry.value, "2024-05-01T00:00:00.000Z fetched by the worker")
+        assert.strictEqual(fetched.length, 1)
+        assert.instanceOf(fetched[0], Date, "the worker's fetch got a Date, decoded with the job's argsSchema")
+        assert.strictEqual(yield* refreshes(name, "succeeded"), 1)
+        // The worker released the lease the app took for the refresh.
+        const store = Context.get(app, CacheStore.CacheStore)
+        assert.isTrue(Option.isSome(yield* store.acquireLease(yield* appJob.key(day), "1 second")))
+        log(
+          `BullMQ refresh (${topology.name}): stale read → value from the worker in the app's store after ${
+            landed.toFixed(0)
+          } ms`
+        )
+      }))
+
+    it.scopedLive(`duplicates collapse while a refresh waits or runs; once it completed, the next one is enqueued (${topology.name})`, () =>
+      Effect.gen(function*() {
+        const queueName = unique("dedup")
+        const keyPrefix = RedisTest.makePrefix()
+        const name = unique("item")
+        const bull = yield* inspect(queueName, topology.name === "cluster")
+        const app = yield* startProcess({ queueName, keyPrefix, ...nodes })
+        const worker = yield* startProcess({ queueName, keyPrefix, ...nodes })
+        const gate = yield* Deferred.make<void>()
+        const job = countingJob(name, { gate: Deferred.await(gate) })
+        yield* Effect.provide(job.make, worker)
+        const id = "1"
+        const key = keyOf(name, id) // ":" in keys is escaped in BullMQ ids
+
+        // 100 concurrent offers for one key, nobody working yet: one BullMQ job.
+        const first = yield* Effect.all(Array.from({ length: 100 }, () => offer(request(name, id, [id]))), {
+          concurrency: "unbounded"
+        }).pipe(Effect.provide(app))
+        assert.deepStrictEqual(tally(first), { enqueued: 1, duplicate: 99 })
+        assert.strictEqual((yield* counts(bull)).waiting, 1)
+
+        // While it runs, more offers are duplicates too.
+        yield* startWorker(worker, { queueName })
+        yield* within(Effect.sync(() => job.calls.length === 1))
+        const running = yield* Effect.all(Array.from({ length: 10 }, () => offer(request(name, id, [id]))), {
+          concurrency: "unbounded"
+        }).pipe(Effect.provide(app))
+        assert.deepStrictEqual(tally(running), { duplicate: 10 })
+        assert.strictEqual((yield* counts(bull)).active, 1)
+
+        yield* Deferred.succeed(gate, undefined)
+        const store = Context.get(app, CacheStore.CacheStore)
+        yield* within(Effect.map(store.get(key, Schema.String), Option.isSome))
+        yield* within(idle(bull)) // completed jobs are removed
+        assert.strictEqual(job.calls.length, 1, "one fetch for 110 offers")
+
+        // Completed: the next offer is a new job, and a new fetch.
+        assert.strictEqual(yield* Effect.provide(offer(request(name, id, [id])), app), "enqueued")
+        yield* within(Effect.sync(() => job.calls.length === 2))
+        yield* within(
+          Effect.map(store.get<string, string>(key, Schema.String), (e) => Option.isSome(e) && e.value.value === "1 v2")
+        )
+      }))
+
+    it.scopedLive(`a failing refresh is retried with exponential back-off until it lands (${topology.name})`, () =>
+      Effect.gen(function*() {
+        const queueName = unique("retry")
+        const keyPrefix = RedisTest.makePrefix()
+        const name = unique("flaky")
+        const bull = yield* inspect(queueName, topology.name === "cluster")
+        const app = yield* startProcess({
+          queueName,
+          keyPrefix,
+          attempts: 4,
+          backoff: { initial: "150 millis" },
+          ...nodes
+        })
+        const worker = yield* startProcess({ queueName, keyPrefix, ...nodes })
+        const attempts: Array<number> = []
+        yield* Job.make({
+          name,
+          argsSchema: Schema.Tuple(Schema.String),
+          schema: Schema.String,
+          key: (id: string) => id,
+          fetch: (id: string) =>
+            Effect.suspend(() => {
+              attempts.push(performance.now())
+              return attempts.length < 3
+                ? Effect.fail("upstream down")
+                : Effect.succeed(`${id} on attempt ${attempts.length}`)
+            }),
+          lifetime: "1 minute"
+        }).pipe(Effect.provide(worker))
+        yield* startWorker(worker, { queueName })
+
+        assert.strictEqual(yield* Effect.provide(offer(request(name, "flaky-1", ["flaky-1"])), app), "enqueued")
+        const store = Context.get(app, CacheStore.CacheStore)
+        yield* within(Effect.map(store.get(keyOf(name, "flaky-1"), Schema.String), Option.isSome))
+        assert.strictEqual(
+          Option.getOrThrow(yield* store.get<string, string>(keyOf(name, "flaky-1"), Schema.String)).value,
+          "flaky-1 on attempt 3"
+        )
+        assert.strictEqual(attempts.length, 3)
+        const gaps = [attempts[1]! - attempts[0]!, attempts[2]! - attempts[1]!]
+        // BullMQ waits 150 ms, then 300 ms (its delayed jobs are promoted on the worker's clock).
+        assert.isAtLeast(gaps[0]!, 140)
+        assert.isAtLeast(gaps[1]!, 290)
+        assert.strictEqual(yield* refreshes(name, "failed"), 2)
+        assert.strictEqual(yield* refreshes(name, "succeeded"), 1)
+        yield* within(idle(bull))
+        log(
+          `BullMQ retries (${topology.name}): attempts ${gaps.map((gap) => `${gap.toFixed(0)} ms`).join(" and ")} apart`
+        )
+      }))
+  })
+}
+
 describe.skipIf(!RedisTest.available)("BullRefreshQueue (real redis-server)", () => {
   RedisTest.assertNoUnhandledRejections()
-
-  it.scopedLive("a stale read in the app is refreshed by a worker: arguments decoded, written under the app's key", () =>
-    Effect.gen(function*() {
-      const queueName = unique("swr")
-      const keyPrefix = RedisTest.makePrefix()
-      const name = unique("day")
-      const day = new Date("2024-05-01T00:00:00.000Z")
-      const app = yield* startProcess({ queueName, keyPrefix })
-      const worker = yield* startProcess({ queueName, keyPrefix })
-      const appJob = yield* Job.make({
-        name,
-        argsSchema: Schema.Tuple(Schema.Date),
-        schema: Schema.String,
-        key: (d: Date) => `v1-${d.toISOString().slice(0, 10)}`,
-        fetch: (_: Date) => Effect.succeed("fetched by the app"),
-        lifetime: "50 millis"
-      }).pipe(Effect.provide(app))
-      // The worker's job is the same job: it accepts the request because the key is the one it
-      // derives from the decoded arguments, and writes there, where the app reads.
-      const fetched: Array<unknown> = []
-      yield* Job.make({
-        name,
-        argsSchema: Schema.Tuple(Schema.Date),
-        schema: Schema.String,
-        key: (d: Date) => `v1-${d.toISOString().slice(0, 10)}`,
-        fetch: (d: Date) =>
-          Effect.sync(() => {
-            fetched.push(d)
-            return `${d.toISOString()} fetched by the worker`
-          }),
-        lifetime: "50 millis"
-      }).pipe(Effect.provide(worker))
-      yield* startWorker(worker, { queueName })
-
-      yield* appJob.set([day], "old")
-      yield* Effect.sleep("80 millis")
-      const stale = yield* appJob.getWithOutcome(day)
-      assert.deepStrictEqual([stale.status, stale.value], ["stale", "old"])
-      const landed = yield* within(
-        Effect.map(appJob.peek(day), (entry) => Option.isSome(entry) && entry.value.value !== "old")
-      )
-      const entry = Option.getOrThrow(yield* appJob.peek(day))
-      assert.strictEqual(entry.value, "2024-05-01T00:00:00.000Z fetched by the worker")
-      assert.strictEqual(fetched.length, 1)
-      assert.instanceOf(fetched[0], Date, "the worker's fetch got a Date, decoded with the job's argsSchema")
-      assert.strictEqual(yield* refreshes(name, "succeeded"), 1)
-      // The worker released the lease the app took for the refresh.
-      const store = Context.get(app, CacheStore.CacheStore)
-      assert.isTrue(Option.isSome(yield* store.acquireLease(yield* appJob.key(day), "1 second")))
-      log(`BullMQ refresh: stale read → value from the worker in the app's store after ${landed.toFixed(0)} ms`)
-    }))
-
-  it.scopedLive("duplicates collapse while a refresh waits or runs; once it completed, the next one is enqueued", () =>
-    Effect.gen(function*() {
-      const queueName = unique("dedup")
-      const keyPrefix = RedisTest.makePrefix()
-      const name = unique("item")
-      const bull = yield* inspect(queueName)
-      const app = yield* startProcess({ queueName, keyPrefix })
-      const worker = yield* startProcess({ queueName, keyPrefix })
-      const gate = yield* Deferred.make<void>()
-      const job = countingJob(name, { gate: Deferred.await(gate) })
-      yield* Effect.provide(job.make, worker)
-      const id = "1"
-      const key = keyOf(name, id) // ":" in keys is escaped in BullMQ ids
-
-      // 100 concurrent offers for one key, nobody working yet: one BullMQ job.
-      const first = yield* Effect.all(Array.from({ length: 100 }, () => offer(request(name, id, [id]))), {
-        concurrency: "unbounded"
-      }).pipe(Effect.provide(app))
-      assert.deepStrictEqual(tally(first), { enqueued: 1, duplicate: 99 })
-      assert.strictEqual((yield* counts(bull)).waiting, 1)
-
-      // While it runs, more offers are duplicates too.
-      yield* startWorker(worker, { queueName })
-      yield* within(Effect.sync(() => job.calls.length === 1))
-      const running = yield* Effect.all(Array.from({ length: 10 }, () => offer(request(name, id, [id]))), {
-        concurrency: "unbounded"
-      }).pipe(Effect.provide(app))
-      assert.deepStrictEqual(tally(running), { duplicate: 10 })
-      assert.strictEqual((yield* counts(bull)).active, 1)
-
-      yield* Deferred.succeed(gate, undefined)
-      const store = Context.get(app, CacheStore.CacheStore)
-      yield* within(Effect.map(store.get(key, Schema.String), Option.isSome))
-      yield* within(idle(bull)) // completed jobs are removed
-      assert.strictEqual(job.calls.length, 1, "one fetch for 110 offers")
-
-      // Completed: the next offer is a new job, and a new fetch.
-      assert.strictEqual(yield* Effect.provide(offer(request(name, id, [id])), app), "enqueued")
-      yield* within(Effect.sync(() => job.calls.length === 2))
-      yield* within(
-        Effect.map(store.get<string, string>(key, Schema.String), (e) => Option.isSome(e) && e.value.value === "1 v2")
-      )
-    }))
-
-  it.scopedLive("a failing refresh is retried with exponential back-off until it lands", () =>
-    Effect.gen(function*() {
-      const queueName = unique("retry")
-      const keyPrefix = RedisTest.makePrefix()
-      const name = unique("flaky")
-      const bull = yield* inspect(queueName)
-      const app = yield* startProcess({ queueName, keyPrefix, attempts: 4, backoff: { initial: "150 millis" } })
-      const worker = yield* startProcess({ queueName, keyPrefix })
-      const attempts: Array<number> = []
-      yield* Job.make({
-        name,
-        argsSchema: Schema.Tuple(Schema.String),
-        schema: Schema.String,
-        key: (id: string) => id,
-        fetch: (id: string) =>
-          Effect.suspend(() => {
-            attempts.push(performance.now())
-            return attempts.length < 3
-              ? Effect.fail("upstream down")
-              : Effect.succeed(`${id} on attempt ${attempts.length}`)
-          }),
-        lifetime: "1 minute"
-      }).pipe(Effect.provide(worker))
-      yield* startWorker(worker, { queueName })
-
-      assert.strictEqual(yield* Effect.provide(offer(request(name, "flaky-1", ["flaky-1"])), app), "enqueued")
-      const store = Context.get(app, CacheStore.CacheStore)
-      yield* within(Effect.map(store.get(keyOf(name, "flaky-1"), Schema.String), Option.isSome))
-      assert.strictEqual(
-        Option.getOrThrow(yield* store.get<string, string>(keyOf(name, "flaky-1"), Schema.String)).value,
-        "flaky-1 on attempt 3"
-      )
-      assert.strictEqual(attempts.length, 3)
-      const gaps = [attempts[1]! - attempts[0]!, attempts[2]! - attempts[1]!]
-      // BullMQ waits 150 ms, then 300 ms (its delayed jobs are promoted on the worker's clock).
-      assert.isAtLeast(gaps[0]!, 140)
-      assert.isAtLeast(gaps[1]!, 290)
-      assert.strictEqual(yield* refreshes(name, "failed"), 2)
-      assert.strictEqual(yield* refreshes(name, "succeeded"), 1)
-      yield* within(idle(bull))
-      log(`BullMQ retries: attempts ${gaps.map((gap) => `${gap.toFixed(0)} ms`).join(" and ")} apart`)
-    }))
 
   it.scopedLive("a request that can never run — unknown job, arguments that do not decode — fails at once, no retries", () =>
     Effect.gen(function*() {

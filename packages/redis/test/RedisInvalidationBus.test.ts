@@ -61,76 +61,112 @@ const startProcess = (options: Parameters<typeof processLayer>[0]) =>
     return { context, events }
   })
 
+for (const topology of RedisTest.topologies) {
+  const nodes = "nodes" in topology.connection ? { nodes: topology.connection.nodes } : {}
+  describe.skipIf(!topology.available)(`RedisInvalidationBus (${topology.name})`, () => {
+    RedisTest.assertNoUnhandledRejections()
+
+    it.scopedLive(`set, delete, invalidate and deletePrefix on instance A drop B's in-process copies (${topology.name}, delay measured)`, () =>
+      Effect.gen(function*() {
+        const keyPrefix = RedisTest.makePrefix()
+        const channel = `${keyPrefix}invalidate`
+        // tiered stores: their memory tier is the L1
+        const a = yield* RedisTest.tieredInstance({ keyPrefix, ...nodes })
+        const b = yield* RedisTest.tieredInstance({ keyPrefix, ...nodes })
+        const gone = (store: TieredStore.TieredStore, key: string) =>
+          RedisTest.eventually(Effect.map(store.peekMemory(key), Option.isNone), { within: "1 second", every: 0 })
+        const delays: Record<string, Array<number>> = { set: [], delete: [], deletePrefix: [], invalidate: [] }
+        for (let i = 0; i < 30; i++) {
+          const key = `ns:fn:${i}`
+          yield* a.set(key, entry(`v1-${i}`))
+          yield* RedisTest.filled(b, key)
+          let start = performance.now()
+          yield* a.set(key, entry(`v2-${i}`))
+          yield* gone(b, key)
+          delays.set!.push(performance.now() - start)
+          assert.strictEqual(Option.getOrThrow(yield* b.get(key)).value, `v2-${i}`)
+
+          yield* RedisTest.filled(b, key)
+          start = performance.now()
+          yield* a.delete(key)
+          yield* gone(b, key)
+          delays.delete!.push(performance.now() - start)
+          assert.isTrue(Option.isNone(yield* b.get(key)))
+
+          yield* a.set(`ns:gn:${i}:x`, entry("x"))
+          yield* RedisTest.filled(b, `ns:gn:${i}:x`)
+          start = performance.now()
+          assert.strictEqual(yield* a.deletePrefix(`ns:gn:${i}:`), 1)
+          yield* gone(b, `ns:gn:${i}:x`)
+          delays.deletePrefix!.push(performance.now() - start)
+        }
+
+        // CacheFirst's in-process tier over a plain RedisStore: effect's Cache is the L1
+        const first = yield* startProcess({ keyPrefix, channel })
+        const second = yield* startProcess({ keyPrefix, channel })
+        let version = 0
+        const make = CacheFirst.makePersisted({
+          name: "user",
+          timeToLive: "1 hour",
+          lookup: (id: number) => Effect.sync(() => `user ${id} v${version}`)
+        })
+        const onA = yield* Effect.provide(make, first.context)
+        const onB = yield* Effect.provide(make, second.context)
+        for (let i = 0; i < 30; i++) {
+          const before = yield* onB.get(i)
+          assert.strictEqual((yield* onB.getWithOutcome(i)).status, "hit")
+          version++
+          const start = performance.now()
+          yield* onA.invalidate(i)
+          yield* RedisTest.eventually(Effect.map(onB.get(i), (value) => value !== before), {
+            within: "1 second",
+            every: 0
+          })
+          delays.invalidate!.push(performance.now() - start)
+        }
+        for (const [op, samples] of Object.entries(delays)) {
+          log(
+            `bus delay (${topology.name}), ${op} on A → B's in-process copy gone (${samples.length} samples; includes A's own call): ${
+              summary(samples)
+            }`
+          )
+          assert.isBelow([...samples].sort((x, y) => x - y)[Math.floor(samples.length / 2)]!, 50)
+        }
+      }))
+
+    it.scopedLive(`CacheFirst over a tiered store on one bus (${topology.name}): the store's own messages about CacheFirst's writes repair nothing`, () =>
+      Effect.gen(function*() {
+        const keyPrefix = RedisTest.makePrefix()
+        const channel = `${keyPrefix}invalidate`
+        const live = TieredStore.layerFromClient({ keyPrefix }).pipe(
+          Layer.provideMerge(RedisInvalidationBus.layerFromClient({ channel })),
+          Layer.provideMerge(
+            RedisClient.layer({ ...topology.connection, ...RedisStore.clientDefaults })
+          )
+        )
+        const context = yield* Layer.build(live)
+        let calls = 0
+        const cached = yield* CacheFirst.makePersisted({
+          name: "user",
+          timeToLive: "1 hour",
+          lookup: (id: number) => Effect.sync(() => `user ${id} #${++calls}`)
+        }).pipe(Effect.provide(context))
+        for (let id = 0; id < 20; id++) assert.strictEqual(yield* cached.get(id), `user ${id} #${id + 1}`)
+        yield* Effect.sleep("100 millis") // every message has arrived
+        // another instance finds every value in the store: nothing was deleted as a "late write"
+        const other = yield* CacheFirst.makePersisted({
+          name: "user",
+          timeToLive: "1 hour",
+          lookup: (id: number) => Effect.succeed(`other ${id}`)
+        }).pipe(Effect.provide(context))
+        for (let id = 0; id < 20; id++) assert.strictEqual(yield* other.get(id), `user ${id} #${id + 1}`)
+        assert.strictEqual(calls, 20)
+      }))
+  })
+}
+
 describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
   RedisTest.assertNoUnhandledRejections()
-
-  it.scopedLive("set, delete, invalidate and deletePrefix on instance A drop B's in-process copies (delay measured)", () =>
-    Effect.gen(function*() {
-      const keyPrefix = RedisTest.makePrefix()
-      const channel = `${keyPrefix}invalidate`
-      // tiered stores: their memory tier is the L1
-      const a = yield* RedisTest.tieredInstance({ keyPrefix })
-      const b = yield* RedisTest.tieredInstance({ keyPrefix })
-      const gone = (store: TieredStore.TieredStore, key: string) =>
-        RedisTest.eventually(Effect.map(store.peekMemory(key), Option.isNone), { within: "1 second", every: 0 })
-      const delays: Record<string, Array<number>> = { set: [], delete: [], deletePrefix: [], invalidate: [] }
-      for (let i = 0; i < 30; i++) {
-        const key = `ns:fn:${i}`
-        yield* a.set(key, entry(`v1-${i}`))
-        yield* RedisTest.filled(b, key)
-        let start = performance.now()
-        yield* a.set(key, entry(`v2-${i}`))
-        yield* gone(b, key)
-        delays.set!.push(performance.now() - start)
-        assert.strictEqual(Option.getOrThrow(yield* b.get(key)).value, `v2-${i}`)
-
-        yield* RedisTest.filled(b, key)
-        start = performance.now()
-        yield* a.delete(key)
-        yield* gone(b, key)
-        delays.delete!.push(performance.now() - start)
-        assert.isTrue(Option.isNone(yield* b.get(key)))
-
-        yield* a.set(`ns:gn:${i}:x`, entry("x"))
-        yield* RedisTest.filled(b, `ns:gn:${i}:x`)
-        start = performance.now()
-        assert.strictEqual(yield* a.deletePrefix(`ns:gn:${i}:`), 1)
-        yield* gone(b, `ns:gn:${i}:x`)
-        delays.deletePrefix!.push(performance.now() - start)
-      }
-
-      // CacheFirst's in-process tier over a plain RedisStore: effect's Cache is the L1
-      const first = yield* startProcess({ keyPrefix, channel })
-      const second = yield* startProcess({ keyPrefix, channel })
-      let version = 0
-      const make = CacheFirst.makePersisted({
-        name: "user",
-        timeToLive: "1 hour",
-        lookup: (id: number) => Effect.sync(() => `user ${id} v${version}`)
-      })
-      const onA = yield* Effect.provide(make, first.context)
-      const onB = yield* Effect.provide(make, second.context)
-      for (let i = 0; i < 30; i++) {
-        const before = yield* onB.get(i)
-        assert.strictEqual((yield* onB.getWithOutcome(i)).status, "hit")
-        version++
-        const start = performance.now()
-        yield* onA.invalidate(i)
-        yield* RedisTest.eventually(Effect.map(onB.get(i), (value) => value !== before), {
-          within: "1 second",
-          every: 0
-        })
-        delays.invalidate!.push(performance.now() - start)
-      }
-      for (const [op, samples] of Object.entries(delays)) {
-        log(
-          `bus delay, ${op} on A → B's in-process copy gone (${samples.length} samples; includes A's own call): ${
-            summary(samples)
-          }`
-        )
-        assert.isBelow([...samples].sort((x, y) => x - y)[Math.floor(samples.length / 2)]!, 50)
-      }
-    }))
 
   it.scopedLive("a CacheFirst load that started before another instance's invalidation does not re-store the old value", () =>
     Effect.gen(function*() {
@@ -179,35 +215,6 @@ describe.skipIf(!RedisTest.available)("RedisInvalidationBus", () => {
       assert.isFalse(stored.some((json) => json?.includes("v0")), "but did not store the old value")
       assert.strictEqual(yield* onB.get(1), "user 1 v1")
       assert.strictEqual(yield* onA.get(1), "user 1 v1", "nor kept it in A's in-process tier")
-    }))
-
-  it.scopedLive("CacheFirst over a tiered store on one bus: the store's own messages about CacheFirst's writes repair nothing", () =>
-    Effect.gen(function*() {
-      const keyPrefix = RedisTest.makePrefix()
-      const channel = `${keyPrefix}invalidate`
-      const live = TieredStore.layerFromClient({ keyPrefix }).pipe(
-        Layer.provideMerge(RedisInvalidationBus.layerFromClient({ channel })),
-        Layer.provideMerge(
-          RedisClient.layer({ host: RedisTest.host, port: RedisTest.port, ...RedisStore.clientDefaults })
-        )
-      )
-      const context = yield* Layer.build(live)
-      let calls = 0
-      const cached = yield* CacheFirst.makePersisted({
-        name: "user",
-        timeToLive: "1 hour",
-        lookup: (id: number) => Effect.sync(() => `user ${id} #${++calls}`)
-      }).pipe(Effect.provide(context))
-      for (let id = 0; id < 20; id++) assert.strictEqual(yield* cached.get(id), `user ${id} #${id + 1}`)
-      yield* Effect.sleep("100 millis") // every message has arrived
-      // another instance finds every value in the store: nothing was deleted as a "late write"
-      const other = yield* CacheFirst.makePersisted({
-        name: "user",
-        timeToLive: "1 hour",
-        lookup: (id: number) => Effect.succeed(`other ${id}`)
-      }).pipe(Effect.provide(context))
-      for (let id = 0; id < 20; id++) assert.strictEqual(yield* other.get(id), `user ${id} #${id + 1}`)
-      assert.strictEqual(calls, 20)
     }))
 
   it.scopedLive("CLIENT KILL TYPE pubsub: the instance flushes, subscribes again and hears the next write", () =>

@@ -18,7 +18,7 @@ import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import type * as BullRefreshQueue from "../BullRefreshQueue.js"
 import * as RedisClient from "../RedisClient.js"
@@ -49,12 +49,24 @@ const segment = (option: string, value: string): Either.Either<string, PolicyErr
     ? Either.left(invalid(option, `${JSON.stringify(value)} must be non-empty, without ":"`))
     : Either.right(value)
 
-const resolveQueue = Effect.fnUntraced(function*(options: BullRefreshQueue.QueueOptions) {
-  const queueName = yield* segment("queueName", options.queueName ?? defaultQueueName)
-  const prefix = yield* segment("prefix", options.prefix ?? "bull")
-  const maxPayloadBytes = yield* PolicyError.positiveInteger("maxPayloadBytes", options.maxPayloadBytes ?? 64 * 1024)
-  return { queueName, prefix, maxPayloadBytes }
-})
+/**
+ * BullMQ's key prefix on the given connection. On a Redis Cluster every key of a queue must share
+ * one hash slot (BullMQ's scripts touch several of them): a prefix without a hash tag is wrapped
+ * in one (`bull` becomes `{bull}`), the same way in the app and its workers.
+ *
+ * @internal
+ */
+export const clusterPrefix = (prefix: string, cluster: boolean): string =>
+  cluster && !/\{[^}]+\}/.test(prefix) ? `{${prefix}}` : prefix
+
+const resolveQueue = Effect.fnUntraced(
+  function*(options: BullRefreshQueue.QueueOptions, client: RedisClient.Connection) {
+    const queueName = yield* segment("queueName", options.queueName ?? defaultQueueName)
+    const prefix = clusterPrefix(yield* segment("prefix", options.prefix ?? "bull"), RedisClient.isCluster(client))
+    const maxPayloadBytes = yield* PolicyError.positiveInteger("maxPayloadBytes", options.maxPayloadBytes ?? 64 * 1024)
+    return { queueName, prefix, maxPayloadBytes }
+  }
+)
 
 const millis = (option: string, input: Duration.DurationInput) =>
   Either.map(TimePolicy.finiteDuration(option, input), Duration.toMillis)
@@ -90,7 +102,8 @@ export const make = Effect.fnUntraced(function*(
   PolicyError.PolicyError | RedisClient.RedisError,
   RedisClient.RedisClient | JobRegistry.JobRegistry | Scope.Scope
 > {
-  const { maxPayloadBytes, prefix, queueName } = yield* resolveQueue(options)
+  const redis = yield* RedisClient.RedisClient
+  const { maxPayloadBytes, prefix, queueName } = yield* resolveQueue(options, redis.client)
   const overflow = options.overflow ?? "skip"
   const attempts = yield* PolicyError.positiveInteger("attempts", options.attempts ?? 3)
   const backoffDelay = yield* millis("backoff.initial", options.backoff?.initial ?? "1 second")
@@ -98,7 +111,6 @@ export const make = Effect.fnUntraced(function*(
   if (!(jitter >= 0 && jitter <= 1)) return yield* invalid("backoff.jitter", `${jitter} is not in [0, 1]`)
   const keepFailed = yield* PolicyError.positiveInteger("keepFailed", options.keepFailed ?? 1_000)
 
-  const redis = yield* RedisClient.RedisClient
   const registry = yield* JobRegistry.JobRegistry
   const bullmq = yield* loadBullMQ
   const log = logger(yield* Effect.runtime<never>())
@@ -225,7 +237,7 @@ type Processed =
  * connections: after an outage those may be back first and hand over a job whose fetched value
  * the store would drop (and BullMQ would count the job done).
  */
-const awaitReady = (client: Redis, timeout: Duration.Duration): Effect.Effect<boolean> =>
+const awaitReady = (client: RedisClient.Connection, timeout: Duration.Duration): Effect.Effect<boolean> =>
   Effect.suspend(() =>
     client.status === "ready"
       ? Effect.succeed(true)
@@ -233,7 +245,7 @@ const awaitReady = (client: Redis, timeout: Duration.Duration): Effect.Effect<bo
   )
 
 /** Completes once `client` is ready, however long that takes; interruptible. */
-const whenReady = (client: Redis): Effect.Effect<void> =>
+const whenReady = (client: RedisClient.Connection): Effect.Effect<void> =>
   Effect.suspend(() =>
     client.status === "ready"
       ? Effect.void
@@ -305,6 +317,27 @@ const processJob = (
     })
   )
 
+// The connection BullMQ's worker duplicates for its own: offline queue on, no per-request retry
+// limit and no command timeout (on a cluster, for every node).
+const workerTemplate = (client: RedisClient.Connection): RedisClient.Connection => {
+  if (RedisClient.isCluster(client)) {
+    const { commandTimeout: _commandTimeout, ...redisOptions } = client.options.redisOptions ?? {}
+    return (client as Cluster).duplicate([], {
+      ...client.options,
+      lazyConnect: true,
+      enableOfflineQueue: true,
+      redisOptions: { ...redisOptions, maxRetriesPerRequest: null }
+    })
+  }
+  const template = (client as Redis).duplicate({
+    lazyConnect: true,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null
+  })
+  delete template.options.commandTimeout
+  return template
+}
+
 // Awaits a BullMQ close, whatever it says: closing must not fail a finalizer.
 const closeQuietly = (closing: Promise<void>): Effect.Effect<void> => Effect.ignore(Effect.tryPromise(() => closing))
 
@@ -316,7 +349,8 @@ export const makeWorker = Effect.fnUntraced(function*(
   PolicyError.PolicyError | RedisClient.RedisError,
   RedisClient.RedisClient | JobRegistry.JobRegistry | Scope.Scope
 > {
-  const { maxPayloadBytes, prefix, queueName } = yield* resolveQueue(options)
+  const redis = yield* RedisClient.RedisClient
+  const { maxPayloadBytes, prefix, queueName } = yield* resolveQueue(options, redis.client)
   const concurrency = yield* PolicyError.positiveInteger("concurrency", options.concurrency ?? 4)
   const lockDuration = yield* millis("lockDuration", options.lockDuration ?? "30 seconds")
   const stalledInterval = yield* millis("stalledInterval", options.stalledInterval ?? "30 seconds")
@@ -327,7 +361,6 @@ export const makeWorker = Effect.fnUntraced(function*(
   const connectTimeout = Duration.decode(options.connectTimeout ?? "10 seconds")
   const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "10 seconds")
 
-  const redis = yield* RedisClient.RedisClient
   const bullmq = yield* loadBullMQ
   const log = logger(yield* Effect.runtime<never>())
   const annotate = Effect.annotateLogs({ queue: queueName })
@@ -382,16 +415,8 @@ export const makeWorker = Effect.fnUntraced(function*(
     // No command timeout on them: the blocking fetch waits by design (ioredis applies
     // `commandTimeout` only when it is a number).
     // Worker connections wait through outages instead of failing: nobody is waiting on a worker.
-    const template: Redis = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const template = redis.client.duplicate({
-          lazyConnect: true,
-          enableOfflineQueue: true,
-          maxRetriesPerRequest: null
-        })
-        delete template.options.commandTimeout
-        return template
-      }),
+    const template: RedisClient.Connection = yield* Effect.acquireRelease(
+      Effect.sync(() => workerTemplate(redis.client)),
       (client) => Effect.sync(() => client.disconnect())
     )
 

@@ -14,9 +14,9 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Schema from "effect/Schema"
-import type { ChainableCommander, Redis } from "ioredis"
+import type { ChainableCommander, Cluster, Redis } from "ioredis"
 import * as Crypto from "node:crypto"
-import type * as RedisClient from "../RedisClient.js"
+import * as RedisClient from "../RedisClient.js"
 import * as Script from "./script.js"
 
 const backend = "redis"
@@ -93,15 +93,54 @@ const exec = async (commands: ChainableCommander): Promise<Array<unknown>> => {
 
 /**
  * The key layout of a store: entries under `${keyPrefix}v:`, leases under `${keyPrefix}l:`, so
- * that a prefix delete (even of the empty prefix) can never reach a lease.
+ * that a prefix delete (even of the empty prefix) can never reach a lease. On a Redis Cluster the
+ * cache key is a hash tag (`${keyPrefix}v:{${key}}`, `${keyPrefix}l:{${key}}`): a key's entry and
+ * its lease share one hash slot (one node, so a script may touch both), while different keys
+ * spread over the slots; a prefix still matches the keys' beginnings (`v:{prefix*`).
  *
  * @internal
  */
-export const layout = (keyPrefix: string) => ({
-  entry: (key: string) => `${keyPrefix}v:${key}`,
-  lease: (key: string) => `${keyPrefix}l:${key}`,
-  entryPattern: (prefix: string) => `${escapeGlob(`${keyPrefix}v:${prefix}`)}*`
-})
+export const layout = (keyPrefix: string, cluster = false) =>
+  cluster
+    ? {
+      entry: (key: string) => `${keyPrefix}v:{${key}}`,
+      lease: (key: string) => `${keyPrefix}l:{${key}}`,
+      entryPattern: (prefix: string) => `${escapeGlob(`${keyPrefix}v:{${prefix}`)}*`
+    }
+    : {
+      entry: (key: string) => `${keyPrefix}v:${key}`,
+      lease: (key: string) => `${keyPrefix}l:${key}`,
+      entryPattern: (prefix: string) => `${escapeGlob(`${keyPrefix}v:${prefix}`)}*`
+    }
+
+/**
+ * Deletes every key matching `pattern` on a cluster: each master is walked with `SCAN` (a
+ * cluster's keys are spread over its masters), and each batch found is unlinked through the
+ * cluster client, one `UNLINK` per key, so that each goes to its slot's current owner (a key
+ * being migrated follows `ASK`). Masters are walked concurrently. Returns how many were removed.
+ *
+ * @internal
+ */
+export const deleteMatchingOnCluster = async (
+  cluster: Cluster,
+  pattern: string,
+  scanCount: number
+): Promise<number> => {
+  const walk = async (node: Redis): Promise<number> => {
+    let removed = 0
+    let cursor = "0"
+    do {
+      const [next, batch] = await node.scan(cursor, "MATCH", pattern, "COUNT", scanCount)
+      cursor = next
+      // SCAN may return a key twice; UNLINK counts only keys it removed.
+      const unlinked = await Promise.all(batch.map((key) => cluster.unlink(key)))
+      for (const count of unlinked) removed += count
+    } while (cursor !== "0")
+    return removed
+  }
+  const counts = await Promise.all(cluster.nodes("master").map(walk))
+  return counts.reduce((sum, count) => sum + count, 0)
+}
 
 /** @internal */
 export const make = (
@@ -110,7 +149,8 @@ export const make = (
   notifier?: Notifier | undefined
 ): Effect.Effect<Store, PolicyError> =>
   Effect.gen(function*() {
-    const keys = layout(options.keyPrefix ?? defaultKeyPrefix)
+    const onCluster = RedisClient.isCluster(redis.client)
+    const keys = layout(options.keyPrefix ?? defaultKeyPrefix, onCluster)
     const scanCount = yield* positiveInteger("scanCount", options.scanCount ?? 1_000)
     const backgroundWrites = options.backgroundWrites ?? 1_000
     if (!(Number.isSafeInteger(backgroundWrites) && backgroundWrites >= 0)) {
@@ -135,7 +175,10 @@ export const make = (
       })
     // Writes, deletes and leases run in a span; reads do not: on a local Redis a span costs
     // several times the GET itself, and reads are the hot path.
-    const call = <A>(method: string, f: (client: Redis) => Promise<A>): Effect.Effect<A, CacheStore.CacheStoreError> =>
+    const call = <A>(
+      method: string,
+      f: (client: RedisClient.Connection) => Promise<A>
+    ): Effect.Effect<A, CacheStore.CacheStoreError> =>
       method === "get"
         ? Effect.mapError(redis.use(method, f), toStoreError(method))
         : redis.use(method, f).pipe(
@@ -157,7 +200,7 @@ export const make = (
     // Compare-and-delete by digest: the bytes read are never sent back. A value that is not
     // valid UTF-8 reads as another string than its bytes: then (and only then) its bytes are
     // read once more to digest them.
-    const deleteIfUnchanged = (client: Redis, key: string, json: string): Promise<unknown> =>
+    const deleteIfUnchanged = (client: RedisClient.Connection, key: string, json: string): Promise<unknown> =>
       Script.run(client, Script.deleteIfDigest, [keys.entry(key)], [sha1(json)]).then(async (deleted) => {
         if (deleted !== -1) return deleted
         const bytes = await client.getBuffer(keys.entry(key))
@@ -176,6 +219,16 @@ export const make = (
     const deletePrefix = (prefix: string) =>
       Effect.gen(function*() {
         const pattern = keys.entryPattern(prefix)
+        if (onCluster) {
+          const removed = yield* call(
+            "deletePrefix",
+            (client) => deleteMatchingOnCluster(client as Cluster, pattern, scanCount)
+          )
+          if (notifier !== undefined) {
+            yield* call("deletePrefix", (client) => client.publish(notifier.channel, notifier.message({ prefix })))
+          }
+          return removed
+        }
         const scan = (cursor: string) =>
           call("deletePrefix", (client) => client.scan(cursor, "MATCH", pattern, "COUNT", scanCount))
         // A batch is unlinked in the same round trip as the next SCAN.

@@ -1,6 +1,6 @@
 /** @internal */
-import type { Redis } from "ioredis"
 import * as Crypto from "node:crypto"
+import type { Connection } from "../RedisClient.js"
 
 /**
  * A Lua script and its SHA1, run with `EVALSHA`.
@@ -26,7 +26,7 @@ export const make = (source: string): Script => ({
  * @internal
  */
 export const run = (
-  client: Redis,
+  client: Connection,
   script: Script,
   keys: ReadonlyArray<string>,
   args: ReadonlyArray<string | number>

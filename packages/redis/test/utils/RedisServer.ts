@@ -70,9 +70,13 @@ export const freePort = (): Promise<number> =>
 
 /**
  * Starts a server on `port` (loopback only, no persistence, protected mode) and waits until it
- * answers PING.
+ * answers PING. `extraArgs` are added to the command line (the cluster nodes' settings).
  */
-export const start = async (executable: string, port: number): Promise<RunningServer> => {
+export const start = async (
+  executable: string,
+  port: number,
+  extraArgs: ReadonlyArray<string> = []
+): Promise<RunningServer> => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stalewise-redis-"))
   const child = ChildProcess.spawn(
     executable,
@@ -88,7 +92,8 @@ export const start = async (executable: string, port: number): Promise<RunningSe
       "--protected-mode",
       "yes",
       "--dir",
-      dir
+      dir,
+      ...extraArgs
     ],
     { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }
   )

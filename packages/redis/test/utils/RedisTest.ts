@@ -14,12 +14,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import * as Net from "node:net"
 import type {} from "../globalSetup.js"
+import * as RedisCluster from "./RedisCluster.js"
 import * as Server from "./RedisServer.js"
 
 const server = inject("redisServer")
+const cluster = inject("redisCluster")
 
 /** Whether a `redis-server` is running for this test run. */
 export const available: boolean = server.available
@@ -29,6 +31,31 @@ export const host: string = server.available ? server.host : "127.0.0.1"
 
 /** The server's port; `0` when `available` is false (the suites using it are skipped). */
 export const port: number = server.available ? server.port : 0
+
+/** Whether the shared Redis Cluster is running for this test run. */
+export const clusterAvailable: boolean = cluster.available
+
+/** The shared cluster's nodes as `host:port`, for `RedisClient`'s `nodes` option. */
+export const clusterNodes: ReadonlyArray<string> = cluster.available
+  ? cluster.ports.map((port) => `${cluster.host}:${port}`)
+  : []
+
+/**
+ * Where a suite connects, by topology: one server (`host`, `port`) or the shared cluster
+ * (`nodes`). Suites that run on both iterate over this.
+ */
+export const topologies: ReadonlyArray<{
+  readonly name: "single" | "cluster"
+  readonly available: boolean
+  readonly connection: { readonly host: string; readonly port: number } | { readonly nodes: ReadonlyArray<string> }
+}> = [
+  {
+    name: "single",
+    available: server.available,
+    connection: { host: server.available ? server.host : "", port: server.available ? server.port : 0 }
+  },
+  { name: "cluster", available: cluster.available, connection: { nodes: clusterNodes } }
+]
 
 /** A fresh key prefix, unique to the caller. */
 export const makePrefix = (): string => `stalewise-test:${crypto.randomUUID()}:`
@@ -42,6 +69,73 @@ export const connect: Effect.Effect<Redis, never, Scope.Scope> = Effect.acquireR
   }),
   (client) => Effect.promise(() => client.quit())
 )
+
+/**
+ * Raw access to one topology, behind the stores' backs, and where the stores keep a key there
+ * (on a cluster the cache key is a hash tag).
+ */
+export const rawAccess = (topology: typeof topologies[number]) => {
+  const cluster = topology.name === "cluster"
+  return {
+    run: <A>(f: (client: Redis | Cluster) => Promise<A>): Effect.Effect<A> =>
+      Effect.scoped(
+        Effect.flatMap(
+          cluster ? connectCluster : connect,
+          (client: Redis | Cluster) => Effect.promise(() => f(client))
+        )
+      ),
+    entryKey: (keyPrefix: string, key: string) => cluster ? `${keyPrefix}v:{${key}}` : `${keyPrefix}v:${key}`,
+    leaseKey: (keyPrefix: string, key: string) => cluster ? `${keyPrefix}l:{${key}}` : `${keyPrefix}l:${key}`
+  }
+}
+
+/** Opens a cluster client of its own to the shared cluster; quits when the scope closes. */
+export const connectCluster: Effect.Effect<Cluster, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const client = new Cluster(
+      clusterNodes.map((node) => {
+        const [nodeHost, nodePort] = node.split(":")
+        return { host: nodeHost!, port: Number(nodePort) }
+      }),
+      { lazyConnect: true, redisOptions: { maxRetriesPerRequest: 1 } }
+    )
+    await client.connect()
+    return client
+  }),
+  (client) => Effect.promise(() => client.quit())
+)
+
+/**
+ * A Redis Cluster of one test's own (3 masters, 3 replicas, `cluster-node-timeout` 1 s), for
+ * failovers and slot migrations.
+ */
+export interface PrivateCluster {
+  readonly ports: ReadonlyArray<number>
+  /** The nodes as `host:port`, for `RedisClient`'s `nodes` option. */
+  readonly nodes: ReadonlyArray<string>
+  /** What the node on `port` knows of the cluster (`CLUSTER NODES`). */
+  readonly describe: (port: number) => Effect.Effect<ReadonlyArray<RedisCluster.NodeInfo>>
+  /** SIGKILLs the node on `port`. */
+  readonly kill: (port: number) => Effect.Effect<void>
+  /** Moves `count` slots (the lowest ones of `fromPort`) to the master on `toPort`. */
+  readonly reshard: (fromPort: number, toPort: number, count: number) => Effect.Effect<void>
+}
+
+/** Starts a private cluster; it is stopped when the scope closes. */
+export const privateCluster: Effect.Effect<PrivateCluster, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.promise(async () => {
+    if (!cluster.available) throw new Error("no redis cluster")
+    const running = await RedisCluster.start(cluster.server, cluster.cli, { nodeTimeoutMillis: 1_000 })
+    return { running, cli: cluster.cli }
+  }),
+  ({ running }) => Effect.promise(() => running.stop())
+).pipe(Effect.map(({ cli, running }): PrivateCluster => ({
+  ports: running.ports,
+  nodes: running.ports.map((port) => `${Server.host}:${port}`),
+  describe: (port) => Effect.promise(() => RedisCluster.nodes(port)),
+  kill: (port) => Effect.sync(() => running.kill(port)),
+  reshard: (fromPort, toPort, count) => Effect.promise(() => RedisCluster.reshard(cli, fromPort, toPort, count))
+})))
 
 /**
  * What one test gets: its own connection, and `key(name)` to name keys under its own prefix.
@@ -221,14 +315,15 @@ export const assertNoUnhandledRejections = (): void => {
 export const tieredInstance = (
   options: TieredStore.Options & {
     readonly port?: number | undefined
+    /** A cluster's nodes instead of a server's port. */
+    readonly nodes?: ReadonlyArray<string> | undefined
     readonly commandTimeout?: Duration.DurationInput | undefined
   }
 ): Effect.Effect<TieredStore.TieredStore, RedisClient.RedisError | PolicyError.PolicyError, Scope.Scope> => {
-  const { commandTimeout, port: instancePort, ...store } = options
+  const { commandTimeout, nodes, port: instancePort, ...store } = options
   return Effect.gen(function*() {
     const redis = yield* RedisClient.make({
-      host,
-      port: instancePort ?? port,
+      ...(nodes === undefined ? { host, port: instancePort ?? port } : { nodes }),
       ...(commandTimeout === undefined ? {} : { commandTimeout }),
       ...RedisStore.clientDefaults
     })
