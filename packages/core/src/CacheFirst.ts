@@ -22,7 +22,7 @@ import * as CacheControl from "./CacheControl.js"
 import * as CacheEntry from "./CacheEntry.js"
 import * as CacheKey from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
-import { CacheStore, type CacheStoreError, setOrWarn } from "./CacheStore.js"
+import { CacheStore, type CacheStoreError, setOrWarn, withLease } from "./CacheStore.js"
 import * as Coherence from "./Coherence.js"
 import { preload } from "./internal/preload.js"
 import * as internal from "./internal/strategy.js"
@@ -103,6 +103,13 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
    * Default 5 seconds.
    */
   readonly leaseWait?: Duration.DurationInput | undefined
+  /**
+   * Refresh-ahead: a hit after this fraction of `timeToLive` is served as a hit and starts one
+   * background reload of its key (one per key in this process; with {@link makePersisted}, one
+   * per key across processes through the store's lease), so a key read often never misses. Its
+   * failures keep the cached value. In `(0, 1)`, e.g. `0.8`. Default: off.
+   */
+  readonly refreshAhead?: number | undefined
 }
 
 /**
@@ -273,6 +280,9 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const backgroundMillis = options.backgroundTimeout === undefined
       ? defaultBackgroundMillis
       : Duration.toMillis(yield* TimePolicy.positiveDuration("backgroundTimeout", options.backgroundTimeout))
+    const refreshAhead = options.refreshAhead === undefined
+      ? undefined
+      : yield* TimePolicy.fraction("refreshAhead", options.refreshAhead)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
     const context = yield* Effect.context<R>()
@@ -559,7 +569,10 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
             recency.delete(key)
             recency.set(key, request)
             const outcome = internal.fromEntry(cached.value, at, "hit")
-            return traceHits ? traced(key, Effect.succeed(outcome)) : Effect.succeed(outcome)
+            const served = traceHits ? traced(key, Effect.succeed(outcome)) : Effect.succeed(outcome)
+            return refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(cached.value, refreshAhead)
+              ? Effect.zipRight(startRefreshAhead(key, args), served)
+              : served
           }
           recency.delete(key)
           return traced(key, Effect.zipRight(cache.invalidate(request), joinAndServe(request, at)))
@@ -577,6 +590,23 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           return Effect.zipRight(cache.set(request, entry), touch(request))
         }))
     }
+
+    // Refresh-ahead: one background reload per key at a time (and, persisted, one across
+    // processes: the lease holder reloads); a failed reload keeps the cached value.
+    const refreshingAhead = new Set<string>()
+    const startRefreshAhead = (key: string, args: Args): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (refreshingAhead.has(key) || loading.has(key)) return Effect.void
+        refreshingAhead.add(key)
+        const reload = Effect.ignore(refreshNow(key, args))
+        const leased = store === undefined
+          ? reload
+          : Effect.ignore(Effect.provideService(withLease(key, leaseDuration, reload), CacheStore, store))
+        return Effect.asVoid(internal.forkNow(
+          Effect.ensuring(leased, Effect.sync(() => refreshingAhead.delete(key))),
+          scope
+        ))
+      })
 
     const fresh = (entry: CacheEntry.CacheEntry<A>) => {
       count("miss")

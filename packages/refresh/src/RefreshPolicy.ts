@@ -44,6 +44,12 @@ export interface Options {
   /** Fails a fetch that takes longer than this with `JobError` (reason `Timeout`). Default: no limit. */
   readonly timeout?: Duration.DurationInput | undefined
   /**
+   * Refresh-ahead: a read after this fraction of `lifetime` is still a hit, and requests one
+   * background refresh (through the refresh lease, as a stale read does), so a key read often
+   * never goes stale. In `(0, 1)`, e.g. `0.8`. Default: off.
+   */
+  readonly refreshAhead?: number | undefined
+  /**
    * The wait budget of a synchronous fetch (a miss, a refresh past `syncRefreshAfter`,
    * `refresh`) that finds the key's lease held by another process: it waits up to this long for
    * that process's value to land (woken by the `InvalidationBus` when there is one), then
@@ -74,6 +80,8 @@ export interface RefreshPolicy {
   readonly staleIfError: boolean
   readonly jitter: number
   readonly timeout: Duration.Duration | undefined
+  /** The fraction of `lifetime` after which a hit requests a refresh; `undefined`: off. */
+  readonly refreshAhead: number | undefined
   readonly leaseWait: Duration.Duration
   readonly refreshBackoff: {
     readonly initial: Duration.Duration
@@ -84,7 +92,8 @@ export interface RefreshPolicy {
 /**
  * Validates options into a policy. Fails with `PolicyError` when a duration is not positive,
  * when `lifetime > timeToLive`, when `syncRefreshAfter` falls outside `[lifetime, timeToLive)`,
- * when `refreshLease` or `leaseWait` is infinite, when `jitter` is outside `[0, 1)`, or when the back-off's
+ * when `refreshLease` or `leaseWait` is infinite, when `jitter` is outside `[0, 1)` or `refreshAhead`
+ * outside `(0, 1)`, or when the back-off's
  * `initial` exceeds its `max`.
  *
  * @example
@@ -137,6 +146,9 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
     const timeout = options.timeout === undefined
       ? undefined
       : yield* TimePolicy.finiteDuration("timeout", options.timeout)
+    const refreshAhead = options.refreshAhead === undefined
+      ? undefined
+      : yield* TimePolicy.fraction("refreshAhead", options.refreshAhead)
     const leaseWait = yield* TimePolicy.finiteDuration("leaseWait", options.leaseWait ?? Duration.seconds(5))
     const initial = yield* TimePolicy.positiveDuration(
       "refreshBackoff.initial",
@@ -157,6 +169,7 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
       staleIfError: options.staleIfError ?? true,
       jitter,
       timeout,
+      refreshAhead,
       leaseWait,
       refreshBackoff: { initial, max }
     }

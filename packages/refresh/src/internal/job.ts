@@ -11,7 +11,8 @@ import {
   Outcome,
   PolicyError,
   ScopeGuard,
-  SingleFlight
+  SingleFlight,
+  TimePolicy
 } from "@stalewise/core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
@@ -658,6 +659,26 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       )
     }
 
+    // Refresh-ahead: a hit late in its lifetime requests one refresh (the lease and the memo keep
+    // it to one per key) and is served at once, as a hit.
+    const refreshAhead = policy.refreshAhead
+    const onRefreshAhead = (
+      key: string,
+      args: Args,
+      entry: CacheEntry.CacheEntry<A>,
+      at: number
+    ): Effect.Effect<Outcome.Outcome<A>> => {
+      if (needNoRequest(key, at, false, entry)) return Effect.succeed(served(entry, at, "hit"))
+      return Effect.map(
+        requestRefresh(key, args, { force: false, seen: entry }),
+        (requested) =>
+          // the queue was full and the refresh ran in this call: answer with what it fetched
+          requested._tag === "RanSynchronously" && Exit.isSuccess(requested.exit)
+            ? fetched(requested.exit.value)
+            : served(entry, at, "hit")
+      )
+    }
+
     const onMiss = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
       policy.fetchOnMiss
         ? Effect.map(fetchShared(key, args, "miss"), fetched)
@@ -671,7 +692,11 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         const at = now()
         if (Option.isSome(cached)) {
           const entry = cached.value
-          if (at < entry.staleAt) return Effect.succeed(served(entry, at, "hit"))
+          if (at < entry.staleAt) {
+            return refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)
+              ? onRefreshAhead(key, args, entry, at)
+              : Effect.succeed(served(entry, at, "hit"))
+          }
           // hits and stale reads served at once are not traced (a span would cost them several
           // times their time); reads that wait for the upstream are
           if (at < entry.expiresAt) return onStale(key, args, entry, at)
