@@ -23,6 +23,7 @@ import * as CacheEntry from "./CacheEntry.js"
 import * as CacheKey from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
 import { CacheStore, type CacheStoreError, setOrWarn, withLease } from "./CacheStore.js"
+import * as CacheTags from "./CacheTags.js"
 import * as Coherence from "./Coherence.js"
 import { preload } from "./internal/preload.js"
 import * as internal from "./internal/strategy.js"
@@ -110,6 +111,12 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
    * failures keep the cached value. In `(0, 1)`, e.g. `0.8`. Default: off.
    */
   readonly refreshAhead?: number | undefined
+  /**
+   * The tags of each value: fixed (`["users"]`) or computed from the arguments and the value.
+   * `invalidateTag` of one of them makes the value a miss (`hard`) or reloads it (`soft`); see
+   * `CacheTags`.
+   */
+  readonly tags?: CacheTags.Tags<NoInfer<Args>, NoInfer<A>> | undefined
 }
 
 /**
@@ -146,6 +153,15 @@ export interface CacheFirst<in Args extends ReadonlyArray<any>, in out A, out E>
   readonly invalidate: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStoreError>
   /** Drops every value of this function; fails with `CacheStoreError` when the store refuses. */
   readonly invalidateAll: Effect.Effect<void, CacheStoreError>
+  /**
+   * Invalidates every value tagged `tag` — this function's and any other strategy's sharing the
+   * tag service — in one store write (`CacheTags.invalidate`): `hard` makes them misses, `soft`
+   * (default) serves them once more while one reload per key runs.
+   */
+  readonly invalidateTag: (
+    tag: string,
+    options?: { readonly mode?: CacheTags.Mode | undefined }
+  ) => Effect.Effect<void, CacheStoreError>
 }
 
 /**
@@ -288,13 +304,24 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const context = yield* Effect.context<R>()
     const now = () => clock.unsafeCurrentTimeMillis()
 
+    // the process's tag service, or this function's own (in process only when not persisted)
+    const tags = yield* CacheTags.fromContextOr(store, { subscribe: options.tags !== undefined })
+    const tagsOption = options.tags
+    const entryOf = (args: Args, value: A): Effect.Effect<CacheEntry.CacheEntry<A>> =>
+      tagsOption === undefined
+        ? TimePolicy.entry(policy, value)
+        : Effect.map(
+          TimePolicy.entry(policy, value),
+          (entry) => CacheEntry.withTags(entry, CacheTags.tagsOf(tagsOption, args, value))
+        )
+
     const upstream = (args: Args): Effect.Effect<A, E> =>
       Effect.provide(CacheControl.upstream(options.lookup(...args)), context)
 
     const fetch = (request: Request<Args>, load: Coherence.Load): Effect.Effect<CacheEntry.CacheEntry<A>, E> =>
       Effect.flatMap(CacheMetrics.timeUpstream(annotations, request.key, upstream(request.args)), (value) =>
         Effect.tap(
-          TimePolicy.entry(policy, value),
+          entryOf(request.args, value),
           (entry) =>
             // an invalidation overtook this call: its value is served to its waiters, not stored
             store === undefined || !coherence.mayWrite(load)
@@ -320,7 +347,17 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
               accept: () => true,
               fetch: fetch(request, load)
             }),
-          onSome: Effect.succeed
+          onSome: (stored) =>
+            stored.tags === undefined ?
+              Effect.succeed(stored) :
+              Effect.flatMap(tags.check(stored), (verdict) =>
+                verdict !== "hard" ? Effect.succeed(stored) : flight.run({
+                  key: request.key,
+                  read: flight.read(request.key, schema),
+                  // another process's landing serves if it replaced the invalidated entry
+                  accept: (landed) => landed.createdAt > stored.createdAt,
+                  fetch: fetch(request, load)
+                }))
         })
       )
 
@@ -563,22 +600,43 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       return Effect.flatMap(cache.getOptionComplete(request), (cached) => {
         const at = now()
         if (Option.isSome(cached)) {
+          const entry = cached.value
           // effect's Cache keeps an entry until just after its time; ours ends at expiresAt
-          if (!CacheEntry.isExpired(cached.value, at) && !overtaken.has(cached.value)) {
-            count("hit")
-            recency.delete(key)
-            recency.set(key, request)
-            const outcome = internal.fromEntry(cached.value, at, "hit")
-            const served = traceHits ? traced(key, Effect.succeed(outcome)) : Effect.succeed(outcome)
-            return refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(cached.value, refreshAhead)
-              ? Effect.zipRight(startRefreshAhead(key, args), served)
-              : served
+          if (!CacheEntry.isExpired(entry, at) && !overtaken.has(entry)) {
+            if (entry.tags === undefined) return hit(key, args, request, entry, at, false)
+            // tagged: a hard invalidation of a tag is a miss, a soft one a hit that reloads
+            return Effect.flatMap(tags.check(entry), (verdict) =>
+              verdict === "hard"
+                ? reload(key, request, at)
+                : hit(key, args, request, entry, at, verdict === "soft"))
           }
-          recency.delete(key)
-          return traced(key, Effect.zipRight(cache.invalidate(request), joinAndServe(request, at)))
+          return reload(key, request, at)
         }
         return traced(key, joinAndServe(request, at))
       })
+    }
+
+    const reload = (key: string, request: Request<Args>, at: number) => {
+      recency.delete(key)
+      return traced(key, Effect.zipRight(cache.invalidate(request), joinAndServe(request, at)))
+    }
+
+    const hit = (
+      key: string,
+      args: Args,
+      request: Request<Args>,
+      entry: CacheEntry.CacheEntry<A>,
+      at: number,
+      invalidated: boolean
+    ): Effect.Effect<Outcome.Outcome<A>, E> => {
+      count("hit")
+      recency.delete(key)
+      recency.set(key, request)
+      const outcome = internal.fromEntry(entry, at, "hit")
+      const served = traceHits ? traced(key, Effect.succeed(outcome)) : Effect.succeed(outcome)
+      return invalidated || (refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead))
+        ? Effect.zipRight(startRefreshAhead(key, args, entry), served)
+        : served
     }
 
     // `forceRefresh` and `preload`: fetch now, store, replace what is cached
@@ -591,19 +649,50 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         }))
     }
 
-    // Refresh-ahead: one background reload per key at a time (and, persisted, one across
-    // processes: the lease holder reloads); a failed reload keeps the cached value.
-    const refreshingAhead = new Set<string>()
-    const startRefreshAhead = (key: string, args: Args): Effect.Effect<void> =>
+    // Refresh-ahead (and soft tag invalidations): one background reload per key at a time. When
+    // persisted, one across processes: the lease holder reloads; the others adopt its value from
+    // the store once it landed, and retry no sooner than `leaseWait` after finding the lease
+    // held (a hit never pays a store round trip each time). A failed reload keeps the value.
+    const refreshingAhead = new Map<string, number>()
+    const startRefreshAhead = (key: string, args: Args, seen: CacheEntry.CacheEntry<A>): Effect.Effect<void> =>
       Effect.suspend(() => {
-        if (refreshingAhead.has(key) || loading.has(key)) return Effect.void
-        refreshingAhead.add(key)
+        const busyUntil = refreshingAhead.get(key)
+        if ((busyUntil !== undefined && now() < busyUntil) || loading.has(key)) return Effect.void
+        if (refreshingAhead.size >= 1_024) {
+          // keys that found the lease held and were never read again
+          const at = now()
+          for (const [k, until] of refreshingAhead) if (until <= at) refreshingAhead.delete(k)
+        }
+        refreshingAhead.set(key, Infinity)
         const reload = Effect.ignore(refreshNow(key, args))
-        const leased = store === undefined
-          ? reload
-          : Effect.ignore(Effect.provideService(withLease(key, leaseDuration, reload), CacheStore, store))
+        if (store === undefined) {
+          return Effect.asVoid(internal.forkNow(
+            Effect.ensuring(reload, Effect.sync(() => refreshingAhead.delete(key))),
+            scope
+          ))
+        }
+        const adopt = (landed: CacheEntry.CacheEntry<A>) => {
+          const request = new Request(key, args)
+          return Effect.zipRight(cache.set(request, landed), touch(request))
+        }
+        const leased = Effect.flatMap(flight!.read(key, schema), (current) =>
+          Option.isSome(current) && current.value.createdAt > seen.createdAt
+            ? Effect.zipRight(
+              adopt(current.value),
+              Effect.sync(() =>
+                refreshingAhead.delete(key)
+              )
+            )
+            : Effect.flatMap(
+              Effect.option(Effect.provideService(withLease(key, leaseDuration, reload), CacheStore, store)),
+              (ran) =>
+                Effect.sync(() => {
+                  if (Option.isSome(ran) && Option.isSome(ran.value)) refreshingAhead.delete(key)
+                  else refreshingAhead.set(key, now() + Duration.toMillis(leaseWait))
+                })
+            ))
         return Effect.asVoid(internal.forkNow(
-          Effect.ensuring(leased, Effect.sync(() => refreshingAhead.delete(key))),
+          Effect.onInterrupt(leased, () => Effect.sync(() => refreshingAhead.delete(key))),
           scope
         ))
       })
@@ -651,7 +740,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           )),
       set: (args, value) =>
         Effect.flatMap(deriveKey(args), (key) =>
-          Effect.flatMap(TimePolicy.entry(policy, value), (entry) => {
+          Effect.flatMap(entryOf(args, value), (entry) => {
             const request = new Request(key, args)
             negatives.delete(key)
             // loads of the key in flight must not overwrite it; the other instances drop theirs
@@ -668,7 +757,8 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           })),
       preload: (argsList, preloadOptions) => preload(strategy, argsList, deriveKey, refreshNow, preloadOptions),
       invalidate: (...args) => Effect.flatMap(deriveKey(args), (key) => invalidateTarget({ _tag: "Key", key })),
-      invalidateAll: invalidateTarget({ _tag: "Prefix", prefix: functionPrefix })
+      invalidateAll: invalidateTarget({ _tag: "Prefix", prefix: functionPrefix }),
+      invalidateTag: (tag, tagOptions) => tags.invalidate(tag, tagOptions)
     }
     return yield* ScopeGuard.guard(scope, "CacheFirst", options.name, self)
   })

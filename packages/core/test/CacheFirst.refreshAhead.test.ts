@@ -4,13 +4,14 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { CacheFirst, CacheStore } from "@stalewise/core"
+import type { Duration } from "effect"
 import { Effect, Exit, Ref, TestClock } from "effect"
 
 const settle = Effect.repeatN(Effect.yieldNow(), 100)
 
 const makeUpstream = Effect.gen(function*() {
   const calls = yield* Ref.make(0)
-  const delay = yield* Ref.make<string>("0 millis")
+  const delay = yield* Ref.make<Duration.DurationInput>("0 millis")
   const lookup = (id: string) =>
     Effect.gen(function*() {
       const n = yield* Ref.updateAndGet(calls, (c) => c + 1)

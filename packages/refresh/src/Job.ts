@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import type { CacheEntry, CacheKey, CacheStore, Outcome, PolicyError } from "@stalewise/core"
+import type { CacheEntry, CacheKey, CacheStore, CacheTags, Outcome, PolicyError } from "@stalewise/core"
 import type * as Effect from "effect/Effect"
 import type { LazyArg } from "effect/Function"
 import type * as Option from "effect/Option"
@@ -74,6 +74,12 @@ export interface CommonOptions<Args extends ReadonlyArray<any>, A> extends Omit<
    * keep what the key is derived from; in-process requests run under the key the caller computed.
    */
   readonly argsSchema?: Schema.Schema<Readonly<NoInfer<Args>>, any> | undefined
+  /**
+   * The tags of each value: fixed (`["users"]`) or computed from the arguments and the value.
+   * `invalidateTag` of one of them makes the value stale (`soft`) or a miss (`hard`) — see
+   * `CacheTags`.
+   */
+  readonly tags?: CacheTags.Tags<NoInfer<Args>, NoInfer<A>> | undefined
 }
 
 /**
@@ -185,6 +191,15 @@ export interface Job<in out Args extends ReadonlyArray<any>, in out A, in out E>
    * refresh of the key is already under way, nothing more is requested. Ignores the back-off.
    */
   readonly refreshInBackground: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError>
+  /**
+   * Invalidates every entry tagged `tag` — this job's and any other strategy's sharing the
+   * store — in one store write (`CacheTags.invalidate`): `soft` (default) makes them stale,
+   * `hard` makes them misses.
+   */
+  readonly invalidateTag: (
+    tag: string,
+    options?: { readonly mode?: CacheTags.Mode | undefined }
+  ) => Effect.Effect<void, CacheStore.CacheStoreError>
   /** Removes every entry of this job; returns how many. */
   readonly clear: Effect.Effect<number, CacheStore.CacheStoreError>
 }

@@ -6,6 +6,7 @@ import {
   CacheKey,
   CacheMetrics,
   CacheStore,
+  CacheTags,
   Coherence,
   Diagnostics,
   Outcome,
@@ -129,6 +130,8 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     // value to its callers but does not write it over what they did. Jobs keep no copies to drop.
     const coherence = yield* Coherence.make({ origin: flight.origin, echoes: [store.origin], drop: () => undefined })
     const now = () => clock.unsafeCurrentTimeMillis()
+    // the process's tag service, or this job's own
+    const tags = yield* CacheTags.fromContextOr(store, { subscribe: options.tags !== undefined })
 
     // --- Keys, entries and the store ------------------------------------------------------------
 
@@ -144,14 +147,16 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           : fromArgs(args)
       )
 
-    const entryOf = (value: A): Effect.Effect<CacheEntry.CacheEntry<A>> => {
+    const tagsOption = options.tags
+    const entryOf = (value: A, args: Args): Effect.Effect<CacheEntry.CacheEntry<A>> => {
       const make = (lifetime: number) => {
         const createdAt = now()
         return CacheEntry.make({
           value,
           createdAt,
           staleAt: createdAt + lifetime,
-          expiresAt: createdAt + timeToLiveMillis
+          expiresAt: createdAt + timeToLiveMillis,
+          tags: tagsOption === undefined ? undefined : CacheTags.tagsOf(tagsOption, args, value)
         })
       }
       return policy.jitter === 0
@@ -221,7 +226,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         return fetchValue(key, args).pipe(
           Effect.flatMap((value) =>
             Effect.flatMap(
-              entryOf(value),
+              entryOf(value, args),
               (entry) => coherence.mayWrite(load) ? Effect.as(write(key, entry), entry) : Effect.succeed(entry)
             )
           ),
@@ -687,22 +692,55 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
             ? Exit.isSuccess(requested.exit) ? fetched(requested.exit.value) : emptyOutcome(true)
             : emptyOutcome(false))
 
+    // An entry whose tags were invalidated: `soft` reads as stale, `hard` as a miss (whose fetch
+    // does not take the invalidated entry for another process's landing).
+    const onInvalidated = (
+      key: string,
+      args: Args,
+      entry: CacheEntry.CacheEntry<A>,
+      verdict: CacheTags.Verdict
+    ): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
+      const at = now()
+      if (verdict === "soft" && at < entry.expiresAt) return onStale(key, args, entry, at)
+      if (!policy.fetchOnMiss) return onMiss(key, args)
+      return CacheMetrics.traceCall(
+        annotations,
+        key,
+        Effect.map(fetchShared(key, args, "miss", (landed) => landed.createdAt > entry.createdAt), fetched)
+      )
+    }
+
     const outcomeOf = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
       Effect.flatMap(read(key), (cached) => {
-        const at = now()
-        if (Option.isSome(cached)) {
+        if (Option.isSome(cached) && cached.value.tags !== undefined) {
           const entry = cached.value
-          if (at < entry.staleAt) {
-            return refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)
-              ? onRefreshAhead(key, args, entry, at)
-              : Effect.succeed(served(entry, at, "hit"))
-          }
-          // hits and stale reads served at once are not traced (a span would cost them several
-          // times their time); reads that wait for the upstream are
-          if (at < entry.expiresAt) return onStale(key, args, entry, at)
+          return Effect.flatMap(
+            tags.check(entry),
+            (verdict) => verdict === "valid" ? classify(key, args, cached) : onInvalidated(key, args, entry, verdict)
+          )
         }
-        return CacheMetrics.traceCall(annotations, key, onMiss(key, args))
+        return classify(key, args, cached)
       })
+
+    const classify = (
+      key: string,
+      args: Args,
+      cached: Option.Option<CacheEntry.CacheEntry<A>>
+    ): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
+      const at = now()
+      if (Option.isSome(cached)) {
+        const entry = cached.value
+        if (at < entry.staleAt) {
+          return refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)
+            ? onRefreshAhead(key, args, entry, at)
+            : Effect.succeed(served(entry, at, "hit"))
+        }
+        // hits and stale reads served at once are not traced (a span would cost them several
+        // times their time); reads that wait for the upstream are
+        if (at < entry.expiresAt) return onStale(key, args, entry, at)
+      }
+      return CacheMetrics.traceCall(annotations, key, onMiss(key, args))
+    }
 
     const getWithOutcome = (...args: Args) =>
       Effect.flatMap(keyOf(args), (key) =>
@@ -741,6 +779,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       name,
       namespace,
       policy,
+      invalidateTag: (tag, tagOptions) => tags.invalidate(tag, tagOptions),
       key: (...args) => keyOf(args),
       getWithOutcome,
       get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),
@@ -766,7 +805,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       peek: (...args) => Effect.flatMap(keyOf(args), (key) => store.get<A, any>(key, schema)),
       set: (args, value) =>
         Effect.flatMap(keyOf(args), (key) =>
-          Effect.flatMap(entryOf(value), (entry) => {
+          Effect.flatMap(entryOf(value, args), (entry) => {
             backoff.delete(key)
             return overtaking({ _tag: "Key", key }, store.set(key, entry, schema))
           })),
