@@ -126,6 +126,11 @@ export type BaseOptions<Args extends ReadonlyArray<any>, A, Empty = never> =
 export type Options<Args extends ReadonlyArray<any>, A, E, R, Empty = never> = BaseOptions<Args, A, Empty> & {
   /** Fetches the value from the upstream (cacheback `fetch`); its error `E` passes through unchanged. */
   readonly fetch: (...args: Args) => Effect.Effect<A, E, R>
+  /**
+   * Fetches many values in one upstream call, for `getMany`: one value per argument list, in
+   * order. Without it, `getMany` fetches its misses one `fetch` per key (all at once).
+   */
+  readonly fetchMany?: ((argsList: ReadonlyArray<Args>) => Effect.Effect<ReadonlyArray<A>, E, R>) | undefined
 }
 
 /**
@@ -157,6 +162,21 @@ export interface Job<in out Args extends ReadonlyArray<any>, in out A, in out E>
    * `reason` `error` or `timeout`); `empty` (the `empty` value, a refresh requested).
    */
   readonly getWithOutcome: (...args: Args) => Effect.Effect<Outcome.Outcome<A>, E | JobError | CacheKey.CacheKeyError>
+  /**
+   * The values of many argument lists, in order: one store round trip for all their keys
+   * (`CacheStore.getMany`), and the misses loaded through one `fetchMany` call (one `fetch` per
+   * key without it). A key already loading — here, by a `get` or another batch — is joined, not
+   * fetched twice; a batch's keys are joined the same way by concurrent reads. Hits, stale
+   * reads and tags follow the rules of `get`. If `fetchMany` fails, every key it was loading
+   * fails with its error.
+   */
+  readonly getMany: (
+    argsList: ReadonlyArray<Args>
+  ) => Effect.Effect<ReadonlyArray<A>, E | JobError | CacheKey.CacheKeyError>
+  /** `getMany` with each value's outcome. */
+  readonly getManyWithOutcome: (
+    argsList: ReadonlyArray<Args>
+  ) => Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | JobError | CacheKey.CacheKeyError>
   /**
    * Marks the entry stale (its age and expiry untouched, its value still served while the
    * refresh runs, and kept if it fails) and requests a refresh. Does nothing when nothing is

@@ -774,7 +774,120 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         return Effect.tap(change, () => coherence.invalidate(target))
       })
 
+    // --- Batches: one store round trip, one upstream call for the misses ------------------------
+
+    const fetchMany = options.fetchMany
+    const jobScope = yield* Effect.scope
+
+    // Loads `keys` through one `fetchMany` call in the job's scope. Each key is published in
+    // `background` for the call's length, so a concurrent read of one of them joins it.
+    const loadBatch = (
+      keys: ReadonlyArray<string>,
+      argsList: ReadonlyArray<Args>
+    ): Effect.Effect<ReadonlyArray<Deferred.Deferred<CacheEntry.CacheEntry<A>, E | JobError>>> =>
+      Effect.suspend(() => {
+        const deferreds = keys.map((key) => {
+          const deferred = Deferred.unsafeMake<CacheEntry.CacheEntry<A>, E | JobError>(FiberId.none)
+          background.set(key, deferred)
+          return deferred
+        })
+        const loads = keys.map((key) => coherence.begin(key))
+        const fetched = Effect.provide(CacheControl.upstream(fetchMany!(argsList)), context)
+        const timed = timeout === undefined ? fetched : Effect.timeoutFail(fetched, {
+          duration: timeout,
+          onTimeout: () =>
+            new JobError({
+              reason: "Timeout",
+              job: name,
+              key: keys[0],
+              detail: `fetchMany took longer than ${Duration.format(timeout)}`
+            })
+        })
+        const run = CacheMetrics.timeUpstream(annotations, keys[0]!, timed).pipe(
+          Effect.flatMap((values) =>
+            values.length === keys.length ? Effect.succeed(values) : Effect.dieMessage(
+              `stalewise: fetchMany of job ${name} returned ${values.length} values for ${keys.length} argument lists`
+            )
+          ),
+          Effect.flatMap((values) =>
+            Effect.forEach(keys, (key, i) =>
+              Effect.flatMap(entryOf(values[i]!, argsList[i]!), (entry) => {
+                backoff.delete(key)
+                const stored = coherence.mayWrite(loads[i]!) ? write(key, entry) : Effect.void
+                return Effect.zipRight(stored, Deferred.succeed(deferreds[i]!, entry))
+              }), { discard: true })
+          ),
+          Effect.catchAllCause((cause) => Effect.forEach(deferreds, (d) => Deferred.failCause(d, cause))),
+          Effect.ensuring(Effect.sync(() => {
+            keys.forEach((key, i) => {
+              coherence.end(loads[i]!)
+              if (background.get(key) === deferreds[i]) background.delete(key)
+              Deferred.unsafeDone(deferreds[i]!, Exit.interrupt(FiberId.none))
+            })
+          }))
+        )
+        return Effect.as(Effect.forkIn(run, jobScope), deferreds)
+      })
+
+    const getManyWithOutcome = (
+      argsList: ReadonlyArray<Args>
+    ): Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | JobError | CacheKey.CacheKeyError> =>
+      Effect.flatMap(Effect.forEach(argsList, keyOf), (keys) =>
+        CacheControl.withCurrentMode((mode) => {
+          // bypass and forceRefresh: each call as `getWithOutcome` would make it
+          if (mode !== "default") {
+            return Effect.forEach(argsList, (args) => getWithOutcome(...args), { concurrency: "unbounded" })
+          }
+          return Effect.flatMap(
+            CacheStore.getManyOrMiss(store, keys, schema, annotations),
+            (cached): Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | JobError> => {
+              const at = now()
+              const answers: Array<Effect.Effect<Outcome.Outcome<A>, E | JobError>> = new Array(keys.length)
+              // the misses to load, each key once (its first arguments), in a batch when possible
+              const toLoad = new Map<string, Args>()
+              const waiting: Array<number> = []
+              keys.forEach((key, i) => {
+                const entry = cached[i]!
+                const live = Option.isSome(entry) && at < entry.value.expiresAt
+                if (live || fetchMany === undefined || !policy.fetchOnMiss) {
+                  answers[i] = Option.isSome(entry) && entry.value.tags !== undefined
+                    ? Effect.flatMap(tags.check(entry.value), (verdict) =>
+                      verdict === "valid"
+                        ? classify(key, argsList[i]!, entry)
+                        : onInvalidated(key, argsList[i]!, entry.value, verdict))
+                    : classify(key, argsList[i]!, live ? entry : Option.none())
+                  return
+                }
+                waiting.push(i)
+                // a key already loading is joined, not fetched twice
+                if (!FiberMap.unsafeHas(fetches, key) && !background.has(key) && !toLoad.has(key)) {
+                  toLoad.set(key, argsList[i]!)
+                }
+              })
+              const batch = toLoad.size === 0
+                ? Effect.void
+                : Effect.asVoid(loadBatch([...toLoad.keys()], [...toLoad.values()]))
+              return Effect.zipRight(
+                batch,
+                Effect.suspend(() => {
+                  for (const i of waiting) {
+                    answers[i] = CacheMetrics.traceCall(
+                      annotations,
+                      keys[i]!,
+                      Effect.map(fetchShared(keys[i]!, argsList[i]!, "miss"), fetched)
+                    )
+                  }
+                  return Effect.all(answers, { concurrency: "unbounded" })
+                })
+              )
+            }
+          )
+        }))
+
     const job: Job.Job<Args, A, E> = {
+      getManyWithOutcome,
+      getMany: (argsList) =>
+        Effect.map(getManyWithOutcome(argsList), (outcomes) => outcomes.map((outcome) => outcome.value)),
       [TypeId]: TypeId,
       name,
       namespace,
