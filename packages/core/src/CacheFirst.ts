@@ -8,11 +8,13 @@
  */
 import * as Cache from "effect/Cache"
 import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Hash from "effect/Hash"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
@@ -22,7 +24,7 @@ import * as CacheControl from "./CacheControl.js"
 import * as CacheEntry from "./CacheEntry.js"
 import * as CacheKey from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
-import { CacheStore, type CacheStoreError, setOrWarn, withLease } from "./CacheStore.js"
+import { CacheStore, type CacheStoreError, getManyOrMiss, setOrWarn, withLease } from "./CacheStore.js"
 import * as CacheTags from "./CacheTags.js"
 import * as Coherence from "./Coherence.js"
 import { preload } from "./internal/preload.js"
@@ -59,6 +61,11 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
   readonly namespace?: string | undefined
   /** The upstream call, made on a miss. */
   readonly lookup: (...args: Args) => Effect.Effect<A, E, R>
+  /**
+   * Many upstream calls in one, for `getMany`: one value per argument list, in order. Without
+   * it, `getMany` loads its misses one `lookup` per key (all at once).
+   */
+  readonly lookupMany?: ((argsList: ReadonlyArray<Args>) => Effect.Effect<ReadonlyArray<A>, E, R>) | undefined
   /** How long each call's value is served, from the moment it was fetched. */
   readonly timeToLive: Duration.DurationInput
   /**
@@ -153,6 +160,18 @@ export interface CacheFirst<in Args extends ReadonlyArray<any>, in out A, out E>
   readonly invalidate: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStoreError>
   /** Drops every value of this function; fails with `CacheStoreError` when the store refuses. */
   readonly invalidateAll: Effect.Effect<void, CacheStoreError>
+  /**
+   * The values of many argument lists, in order. Those cached in process are served from it;
+   * with {@link makePersisted}, the others are read from the store in one round trip
+   * (`CacheStore.getMany`); what is still missing is loaded through one `lookupMany` call (one
+   * `lookup` per key without it). A key already loading is joined, and a concurrent `get` of a
+   * key in the batch joins the batch: one upstream call per key.
+   */
+  readonly getMany: (argsList: ReadonlyArray<Args>) => Effect.Effect<ReadonlyArray<A>, E | CacheKey.CacheKeyError>
+  /** `getMany` with each value's outcome. */
+  readonly getManyWithOutcome: (
+    argsList: ReadonlyArray<Args>
+  ) => Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | CacheKey.CacheKeyError>
   /**
    * Invalidates every value tagged `tag` — this function's and any other strategy's sharing the
    * tag service — in one store write (`CacheTags.invalidate`): `hard` makes them misses, `soft`
@@ -318,8 +337,17 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const upstream = (args: Args): Effect.Effect<A, E> =>
       Effect.provide(CacheControl.upstream(options.lookup(...args)), context)
 
+    // keys that a `getMany` batch is loading: their loads take the batch's value
+    const batchPending = new Map<string, Deferred.Deferred<A, E>>()
+    const valueOf = (request: Request<Args>): Effect.Effect<A, E> => {
+      const pending = batchPending.size > 0 ? batchPending.get(request.key) : undefined
+      return pending !== undefined
+        ? Deferred.await(pending)
+        : CacheMetrics.timeUpstream(annotations, request.key, upstream(request.args))
+    }
+
     const fetch = (request: Request<Args>, load: Coherence.Load): Effect.Effect<CacheEntry.CacheEntry<A>, E> =>
-      Effect.flatMap(CacheMetrics.timeUpstream(annotations, request.key, upstream(request.args)), (value) =>
+      Effect.flatMap(valueOf(request), (value) =>
         Effect.tap(
           entryOf(request.args, value),
           (entry) =>
@@ -337,7 +365,8 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       store
     )
     const lookupOnce = flight === undefined ? fetch : (request: Request<Args>, load: Coherence.Load) =>
-      Effect.flatMap(
+      // a batch's key: the batch already read the store, and calls the upstream for it
+      batchPending.has(request.key) ? fetch(request, load) : Effect.flatMap(
         flight.read(request.key, schema),
         Option.match({
           onNone: () =>
@@ -722,7 +751,116 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           }
         }))
 
+    // --- Batches ----------------------------------------------------------------------------------
+
+    const fetchMany = options.lookupMany
+    // Starts one `lookupMany` call for `keys` in the strategy's scope; until it ends, their loads
+    // (started by the caller right after, or by any concurrent `get`) take its values.
+    const startBatch = (keys: ReadonlyArray<string>, argsList: ReadonlyArray<Args>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const deferreds = keys.map((key) => {
+          const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
+          batchPending.set(key, deferred)
+          return deferred
+        })
+        const call = Effect.provide(CacheControl.upstream(fetchMany!(argsList)), context)
+        const run = CacheMetrics.timeUpstream(annotations, keys[0]!, call).pipe(
+          Effect.flatMap((values) =>
+            values.length === keys.length ? Effect.succeed(values) : Effect.dieMessage(
+              `stalewise: lookupMany of ${options.name} returned ${values.length} values for ${keys.length} argument lists`
+            )
+          ),
+          Effect.matchCauseEffect({
+            onFailure: (cause) => Effect.forEach(deferreds, (d) => Deferred.failCause(d, cause), { discard: true }),
+            onSuccess: (values) =>
+              Effect.forEach(deferreds, (d, i) => Deferred.succeed(d, values[i]!), { discard: true })
+          }),
+          Effect.ensuring(Effect.sync(() =>
+            keys.forEach((key, i) => {
+              if (batchPending.get(key) === deferreds[i]) batchPending.delete(key)
+              Deferred.unsafeDone(deferreds[i]!, Exit.interrupt(FiberId.none))
+            })
+          ))
+        )
+        return Effect.asVoid(internal.forkNow(run, scope))
+      })
+
+    // whether a call for `key` is answered in process (a live copy, a load to join, a negative)
+    const inProcess = (key: string, args: Args): Effect.Effect<boolean> =>
+      loading.has(key) || negatives.has(key)
+        ? Effect.succeed(true)
+        : Effect.map(
+          cache.getOptionComplete(new Request(key, args)),
+          (cached) =>
+            Option.isSome(cached) && !CacheEntry.isExpired(cached.value, now()) && !overtaken.has(cached.value)
+        )
+
+    const getManyWithOutcome = (
+      argsList: ReadonlyArray<Args>
+    ): Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | CacheKey.CacheKeyError> =>
+      Effect.flatMap(Effect.forEach(argsList, deriveKey), (keys) =>
+        CacheControl.withCurrentMode((mode) =>
+          mode !== "default"
+            ? Effect.forEach(argsList, (args) => getWithOutcome(...args), { concurrency: "unbounded" })
+            : Effect.gen(function*() {
+              const answers: Array<Effect.Effect<Outcome.Outcome<A>, E>> = new Array(keys.length)
+              // the keys not answered in process, each once
+              const rest = new Map<string, { readonly args: Args; readonly at: Array<number> }>()
+              for (let i = 0; i < keys.length; i++) {
+                const key = keys[i]!
+                const seen = rest.get(key)
+                if (seen !== undefined) {
+                  seen.at.push(i)
+                } else if (yield* inProcess(key, argsList[i]!)) {
+                  answers[i] = cachedCall(key, argsList[i]!)
+                } else {
+                  rest.set(key, { args: argsList[i]!, at: [i] })
+                }
+              }
+              const toLoad = new Map(rest)
+              // persisted: one store round trip for all of them
+              if (store !== undefined && rest.size > 0) {
+                const restKeys = [...rest.keys()]
+                const loads = restKeys.map((key) => coherence.begin(key))
+                const stored = yield* Effect.ensuring(
+                  getManyOrMiss(store, restKeys, schema, annotations),
+                  Effect.sync(() => loads.forEach((load) => coherence.end(load)))
+                )
+                for (let n = 0; n < restKeys.length; n++) {
+                  const found = stored[n]!
+                  if (Option.isNone(found)) continue
+                  const entry = found.value
+                  if (entry.tags !== undefined && (yield* tags.check(entry)) === "hard") continue
+                  const key = restKeys[n]!
+                  const { args, at } = rest.get(key)!
+                  toLoad.delete(key)
+                  if (coherence.mayWrite(loads[n]!)) {
+                    const request = new Request(key, args)
+                    yield* Effect.zipRight(cache.set(request, entry), touch(request))
+                  }
+                  for (const i of at) {
+                    answers[i] = Effect.sync(() => {
+                      count("hit")
+                      return internal.fromEntry(entry, now(), "hit")
+                    })
+                  }
+                }
+              }
+              if (fetchMany !== undefined && toLoad.size > 0) {
+                yield* startBatch([...toLoad.keys()], [...toLoad.values()].map((load) => load.args))
+              }
+              for (const [key, { args, at }] of toLoad) {
+                for (const i of at) answers[i] = cachedCall(key, args)
+              }
+              return yield* Effect.all(answers, { concurrency: "unbounded" })
+            })
+        ))
+
     const self: CacheFirst<Args, A, E> = {
+      getManyWithOutcome,
+      getMany: (argsList) =>
+        Effect.map(getManyWithOutcome(argsList), (outcomes) =>
+          outcomes.map((outcome) => outcome.value)),
       [TypeId]: TypeId,
       getWithOutcome,
       get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),

@@ -34,6 +34,7 @@ const leastPrivilege = [
   "+info",
   "+quit",
   "+get",
+  "+mget",
   "+set",
   "+del",
   "+unlink",
