@@ -756,7 +756,10 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const fetchMany = options.lookupMany
     // Starts one `lookupMany` call for `keys` in the strategy's scope; until it ends, their loads
     // (started by the caller right after, or by any concurrent `get`) take its values.
-    const startBatch = (keys: ReadonlyArray<string>, argsList: ReadonlyArray<Args>): Effect.Effect<void> =>
+    const startBatch = (
+      keys: ReadonlyArray<string>,
+      argsList: ReadonlyArray<Args>
+    ): Effect.Effect<Fiber.RuntimeFiber<ReadonlyArray<A>, E>> =>
       Effect.suspend(() => {
         const deferreds = keys.map((key) => {
           const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
@@ -770,11 +773,12 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
               `stalewise: lookupMany of ${options.name} returned ${values.length} values for ${keys.length} argument lists`
             )
           ),
-          Effect.matchCauseEffect({
-            onFailure: (cause) => Effect.forEach(deferreds, (d) => Deferred.failCause(d, cause), { discard: true }),
-            onSuccess: (values) =>
-              Effect.forEach(deferreds, (d, i) => Deferred.succeed(d, values[i]!), { discard: true })
-          }),
+          Effect.tapErrorCause((cause) =>
+            Effect.forEach(deferreds, (d) => Deferred.failCause(d, cause), { discard: true })
+          ),
+          Effect.tap((values) =>
+            Effect.forEach(deferreds, (d, i) => Deferred.succeed(d, values[i]!), { discard: true })
+          ),
           Effect.ensuring(Effect.sync(() =>
             keys.forEach((key, i) => {
               if (batchPending.get(key) === deferreds[i]) batchPending.delete(key)
@@ -782,7 +786,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
             })
           ))
         )
-        return Effect.asVoid(internal.forkNow(run, scope))
+        return internal.forkNow(run, scope)
       })
 
     // whether a call for `key` is answered in process (a live copy, a load to join, a negative)
@@ -846,21 +850,54 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
                   }
                 }
               }
-              if (fetchMany !== undefined && toLoad.size > 0) {
-                yield* startBatch([...toLoad.keys()], [...toLoad.values()].map((load) => load.args))
+              const outcomes: Array<Outcome.Outcome<A>> = new Array(keys.length)
+              // without lookupMany, each miss is a call of its own
+              if (fetchMany === undefined) {
+                for (const [key, { args, at }] of toLoad) for (const i of at) answers[i] = cachedCall(key, args)
+                toLoad.clear()
               }
-              for (const [key, { args, at }] of toLoad) {
-                for (const i of at) answers[i] = cachedCall(key, args)
-              }
-              return yield* Effect.all(answers, { concurrency: "unbounded" })
+              const loadKeys = [...toLoad.keys()]
+              const loadArgs = [...toLoad.values()].map((load) => load.args)
+              // tracked from before the call: an invalidation meanwhile keeps its values out
+              const loads = loadKeys.map((key) => coherence.begin(key))
+              const batchFiber = loadKeys.length === 0 ? undefined : yield* startBatch(loadKeys, loadArgs)
+              const batchAnswers = batchFiber === undefined ? Effect.void : Effect.flatMap(
+                Effect.ensuring(
+                  Effect.flatten(Fiber.await(batchFiber)),
+                  Effect.sync(() => loads.forEach((load) => coherence.end(load)))
+                ),
+                (values) =>
+                  Effect.forEach(loadKeys, (key, n) =>
+                    Effect.flatMap(entryOf(loadArgs[n]!, values[n]!), (entry) => {
+                      for (const i of toLoad.get(key)!.at) outcomes[i] = fresh(entry)
+                      if (!coherence.mayWrite(loads[n]!)) return Effect.void
+                      const request = new Request(key, loadArgs[n]!)
+                      negatives.delete(key)
+                      return Effect.zipRight(
+                        Effect.zipRight(cache.set(request, entry), touch(request)),
+                        store === undefined ? Effect.void : setOrWarn(store, key, entry, schema, annotations)
+                      )
+                    }), { discard: true })
+              )
+              // the rest: hits and joins of loads already running, one after the other (nothing to
+              // wait for but those loads); without lookupMany, single misses start together
+              const others = Effect.forEach(
+                answers.flatMap((answer, i) => answer === undefined ? [] : [i]),
+                (i) =>
+                  Effect.map(answers[i]!, (outcome) => {
+                    outcomes[i] = outcome
+                  }),
+                { concurrency: fetchMany === undefined ? "unbounded" : 1, discard: true }
+              )
+              yield* Effect.all([batchAnswers, others], { concurrency: 2, discard: true })
+              return outcomes
             })
         ))
 
     const self: CacheFirst<Args, A, E> = {
       getManyWithOutcome,
       getMany: (argsList) =>
-        Effect.map(getManyWithOutcome(argsList), (outcomes) =>
-          outcomes.map((outcome) => outcome.value)),
+        Effect.map(getManyWithOutcome(argsList), (outcomes) => outcomes.map((outcome) => outcome.value)),
       [TypeId]: TypeId,
       getWithOutcome,
       get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),

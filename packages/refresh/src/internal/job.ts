@@ -784,7 +784,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const loadBatch = (
       keys: ReadonlyArray<string>,
       argsList: ReadonlyArray<Args>
-    ): Effect.Effect<ReadonlyArray<Deferred.Deferred<CacheEntry.CacheEntry<A>, E | JobError>>> =>
+    ): Effect.Effect<Fiber.RuntimeFiber<ReadonlyArray<CacheEntry.CacheEntry<A>>, E | JobError>> =>
       Effect.suspend(() => {
         const deferreds = keys.map((key) => {
           const deferred = Deferred.unsafeMake<CacheEntry.CacheEntry<A>, E | JobError>(FiberId.none)
@@ -814,10 +814,10 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
               Effect.flatMap(entryOf(values[i]!, argsList[i]!), (entry) => {
                 backoff.delete(key)
                 const stored = coherence.mayWrite(loads[i]!) ? write(key, entry) : Effect.void
-                return Effect.zipRight(stored, Deferred.succeed(deferreds[i]!, entry))
-              }), { discard: true })
+                return Effect.as(Effect.zipRight(stored, Deferred.succeed(deferreds[i]!, entry)), entry)
+              }))
           ),
-          Effect.catchAllCause((cause) => Effect.forEach(deferreds, (d) => Deferred.failCause(d, cause))),
+          Effect.tapErrorCause((cause) => Effect.forEach(deferreds, (d) => Deferred.failCause(d, cause))),
           Effect.ensuring(Effect.sync(() => {
             keys.forEach((key, i) => {
               coherence.end(loads[i]!)
@@ -826,7 +826,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
             })
           }))
         )
-        return Effect.as(Effect.forkIn(run, jobScope), deferreds)
+        return Effect.forkIn(run, jobScope)
       })
 
     const getManyWithOutcome = (
@@ -842,44 +842,71 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
             CacheStore.getManyOrMiss(store, keys, schema, annotations),
             (cached): Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | JobError> => {
               const at = now()
-              const answers: Array<Effect.Effect<Outcome.Outcome<A>, E | JobError>> = new Array(keys.length)
-              // the misses to load, each key once (its first arguments), in a batch when possible
+              const answers: Array<Outcome.Outcome<A>> = new Array(keys.length)
+              // reads that wait or do I/O (stale, tagged, joined, per-key misses), run concurrently
+              const pendingAnswers: Array<readonly [number, Effect.Effect<Outcome.Outcome<A>, E | JobError>]> = []
+              // the misses to load, each key once (its first arguments), in one batch
               const toLoad = new Map<string, Args>()
-              const waiting: Array<number> = []
+              const fromBatch: Array<number> = []
               keys.forEach((key, i) => {
                 const entry = cached[i]!
+                const args = argsList[i]!
                 const live = Option.isSome(entry) && at < entry.value.expiresAt
+                if (live && entry.value.tags === undefined && at < entry.value.staleAt) {
+                  // the common case, answered at once (unless refresh-ahead asks for a refresh)
+                  if (refreshAhead === undefined || at < TimePolicy.refreshAheadAt(entry.value, refreshAhead)) {
+                    answers[i] = served(entry.value, at, "hit")
+                    return
+                  }
+                }
                 if (live || fetchMany === undefined || !policy.fetchOnMiss) {
-                  answers[i] = Option.isSome(entry) && entry.value.tags !== undefined
-                    ? Effect.flatMap(tags.check(entry.value), (verdict) =>
-                      verdict === "valid"
-                        ? classify(key, argsList[i]!, entry)
-                        : onInvalidated(key, argsList[i]!, entry.value, verdict))
-                    : classify(key, argsList[i]!, live ? entry : Option.none())
+                  pendingAnswers.push([
+                    i,
+                    Option.isSome(entry) && entry.value.tags !== undefined
+                      ? Effect.flatMap(tags.check(entry.value), (verdict) =>
+                        verdict === "valid"
+                          ? classify(key, args, entry)
+                          : onInvalidated(key, args, entry.value, verdict))
+                      : classify(key, args, live ? entry : Option.none())
+                  ])
                   return
                 }
-                waiting.push(i)
                 // a key already loading is joined, not fetched twice
-                if (!FiberMap.unsafeHas(fetches, key) && !background.has(key) && !toLoad.has(key)) {
-                  toLoad.set(key, argsList[i]!)
+                if (FiberMap.unsafeHas(fetches, key) || background.has(key)) {
+                  pendingAnswers.push([
+                    i,
+                    CacheMetrics.traceCall(annotations, key, Effect.map(fetchShared(key, args, "miss"), fetched))
+                  ])
+                  return
                 }
+                if (!toLoad.has(key)) toLoad.set(key, args)
+                fromBatch.push(i)
               })
-              const batch = toLoad.size === 0
-                ? Effect.void
-                : Effect.asVoid(loadBatch([...toLoad.keys()], [...toLoad.values()]))
-              return Effect.zipRight(
-                batch,
-                Effect.suspend(() => {
-                  for (const i of waiting) {
-                    answers[i] = CacheMetrics.traceCall(
-                      annotations,
-                      keys[i]!,
-                      Effect.map(fetchShared(keys[i]!, argsList[i]!, "miss"), fetched)
-                    )
-                  }
-                  return Effect.all(answers, { concurrency: "unbounded" })
-                })
-              )
+              const loadKeys = [...toLoad.keys()]
+              // the batch is registered (joinable) before anything else runs
+              const started = loadKeys.length === 0
+                ? Effect.succeed(undefined)
+                : loadBatch(loadKeys, [...toLoad.values()])
+              return Effect.flatMap(started, (fiber) => {
+                const batchAnswers = fiber === undefined
+                  ? Effect.void
+                  : Effect.map(Effect.flatten(Fiber.await(fiber)), (entries) => {
+                    const byKey = new Map(loadKeys.map((key, n) => [key, entries[n]!]))
+                    for (const i of fromBatch) answers[i] = fetched(byKey.get(keys[i]!)!)
+                  })
+                const others = Effect.forEach(pendingAnswers, ([i, answer]) =>
+                  Effect.map(answer, (outcome) => {
+                    answers[i] = outcome
+                  }), { concurrency: "unbounded", discard: true })
+                return Effect.as(
+                  pendingAnswers.length === 0
+                    ? batchAnswers
+                    : fiber === undefined
+                    ? others
+                    : Effect.all([batchAnswers, others], { concurrency: 2, discard: true }),
+                  answers
+                )
+              })
             }
           )
         }))
