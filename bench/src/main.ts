@@ -19,6 +19,7 @@ import { parseArgs } from "node:util"
 import * as Harness from "./harness.js"
 import { cacheFirstHit } from "./scenarios/cacheFirstHit.js"
 import { failoverHungUpstream } from "./scenarios/failoverHungUpstream.js"
+import { getMany, getManyRedis } from "./scenarios/getMany.js"
 import { hotHit } from "./scenarios/hotHit.js"
 import { redisHit } from "./scenarios/redisHit.js"
 import { staleRead } from "./scenarios/staleRead.js"
@@ -33,7 +34,9 @@ const scenarios: ReadonlyArray<Harness.Scenario> = [
   stampedeManyKeys,
   staleRead,
   redisHit,
-  tieredHit
+  tieredHit,
+  getMany,
+  getManyRedis
 ]
 
 const usage = `usage: pnpm bench -- [--quick] [--json] [--rounds N] [filter...]

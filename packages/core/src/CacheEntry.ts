@@ -20,6 +20,11 @@ export interface CacheEntry<out A> {
   readonly createdAt: number
   readonly staleAt: number
   readonly expiresAt: number
+  /**
+   * The entry's tags (`CacheTags`): invalidating one of them invalidates the entry. Absent on
+   * untagged entries.
+   */
+  readonly tags?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -44,12 +49,23 @@ export const make = <A>(options: {
   readonly createdAt: number
   readonly staleAt: number
   readonly expiresAt: number
-}): CacheEntry<A> => ({
-  value: options.value,
-  createdAt: options.createdAt,
-  staleAt: options.staleAt,
-  expiresAt: options.expiresAt
-})
+  readonly tags?: ReadonlyArray<string> | undefined
+}): CacheEntry<A> =>
+  // untagged entries carry no `tags` property at all
+  options.tags === undefined ?
+    {
+      value: options.value,
+      createdAt: options.createdAt,
+      staleAt: options.staleAt,
+      expiresAt: options.expiresAt
+    } :
+    {
+      value: options.value,
+      createdAt: options.createdAt,
+      staleAt: options.staleAt,
+      expiresAt: options.expiresAt,
+      tags: options.tags
+    }
 
 /**
  * Classifies an entry at `now` (epoch milliseconds). This is the one place freshness is decided.
@@ -153,9 +169,20 @@ export const remainingMillis = <A>(self: CacheEntry<A>, now: number): number | u
  * @since 0.1.0
  * @category combinators
  */
-export const withValue = <A, B>(self: CacheEntry<A>, value: B): CacheEntry<B> => ({
-  value,
-  createdAt: self.createdAt,
-  staleAt: self.staleAt,
-  expiresAt: self.expiresAt
-})
+export const withValue = <A, B>(self: CacheEntry<A>, value: B): CacheEntry<B> =>
+  make({ value, createdAt: self.createdAt, staleAt: self.staleAt, expiresAt: self.expiresAt, tags: self.tags })
+
+/**
+ * The same entry carrying `tags` (none when `tags` is empty).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withTags = <A>(self: CacheEntry<A>, tags: ReadonlyArray<string> | undefined): CacheEntry<A> =>
+  make({
+    value: self.value,
+    createdAt: self.createdAt,
+    staleAt: self.staleAt,
+    expiresAt: self.expiresAt,
+    tags: tags === undefined || tags.length === 0 ? undefined : tags
+  })

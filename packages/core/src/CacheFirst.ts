@@ -8,11 +8,13 @@
  */
 import * as Cache from "effect/Cache"
 import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Hash from "effect/Hash"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
@@ -22,7 +24,8 @@ import * as CacheControl from "./CacheControl.js"
 import * as CacheEntry from "./CacheEntry.js"
 import * as CacheKey from "./CacheKey.js"
 import * as CacheMetrics from "./CacheMetrics.js"
-import { CacheStore, type CacheStoreError, setOrWarn } from "./CacheStore.js"
+import { CacheStore, type CacheStoreError, getManyOrMiss, setOrWarn, withLease } from "./CacheStore.js"
+import * as CacheTags from "./CacheTags.js"
 import * as Coherence from "./Coherence.js"
 import { preload } from "./internal/preload.js"
 import * as internal from "./internal/strategy.js"
@@ -58,6 +61,11 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
   readonly namespace?: string | undefined
   /** The upstream call, made on a miss. */
   readonly lookup: (...args: Args) => Effect.Effect<A, E, R>
+  /**
+   * Many upstream calls in one, for `getMany`: one value per argument list, in order. Without
+   * it, `getMany` loads its misses one `lookup` per key (all at once).
+   */
+  readonly lookupMany?: ((argsList: ReadonlyArray<Args>) => Effect.Effect<ReadonlyArray<A>, E, R>) | undefined
   /** How long each call's value is served, from the moment it was fetched. */
   readonly timeToLive: Duration.DurationInput
   /**
@@ -103,6 +111,19 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
    * Default 5 seconds.
    */
   readonly leaseWait?: Duration.DurationInput | undefined
+  /**
+   * Refresh-ahead: a hit after this fraction of `timeToLive` is served as a hit and starts one
+   * background reload of its key (one per key in this process; with {@link makePersisted}, one
+   * per key across processes through the store's lease), so a key read often never misses. Its
+   * failures keep the cached value. In `(0, 1)`, e.g. `0.8`. Default: off.
+   */
+  readonly refreshAhead?: number | undefined
+  /**
+   * The tags of each value: fixed (`["users"]`) or computed from the arguments and the value.
+   * `invalidateTag` of one of them makes the value a miss (`hard`) or reloads it (`soft`); see
+   * `CacheTags`.
+   */
+  readonly tags?: CacheTags.Tags<NoInfer<Args>, NoInfer<A>> | undefined
 }
 
 /**
@@ -139,6 +160,27 @@ export interface CacheFirst<in Args extends ReadonlyArray<any>, in out A, out E>
   readonly invalidate: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError | CacheStoreError>
   /** Drops every value of this function; fails with `CacheStoreError` when the store refuses. */
   readonly invalidateAll: Effect.Effect<void, CacheStoreError>
+  /**
+   * The values of many argument lists, in order. Those cached in process are served from it;
+   * with {@link makePersisted}, the others are read from the store in one round trip
+   * (`CacheStore.getMany`); what is still missing is loaded through one `lookupMany` call (one
+   * `lookup` per key without it). A key already loading is joined, and a concurrent `get` of a
+   * key in the batch joins the batch: one upstream call per key.
+   */
+  readonly getMany: (argsList: ReadonlyArray<Args>) => Effect.Effect<ReadonlyArray<A>, E | CacheKey.CacheKeyError>
+  /** `getMany` with each value's outcome. */
+  readonly getManyWithOutcome: (
+    argsList: ReadonlyArray<Args>
+  ) => Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | CacheKey.CacheKeyError>
+  /**
+   * Invalidates every value tagged `tag` — this function's and any other strategy's sharing the
+   * tag service — in one store write (`CacheTags.invalidate`): `hard` makes them misses, `soft`
+   * (default) serves them once more while one reload per key runs.
+   */
+  readonly invalidateTag: (
+    tag: string,
+    options?: { readonly mode?: CacheTags.Mode | undefined }
+  ) => Effect.Effect<void, CacheStoreError>
 }
 
 /**
@@ -273,18 +315,41 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const backgroundMillis = options.backgroundTimeout === undefined
       ? defaultBackgroundMillis
       : Duration.toMillis(yield* TimePolicy.positiveDuration("backgroundTimeout", options.backgroundTimeout))
+    const refreshAhead = options.refreshAhead === undefined
+      ? undefined
+      : yield* TimePolicy.fraction("refreshAhead", options.refreshAhead)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
     const context = yield* Effect.context<R>()
     const now = () => clock.unsafeCurrentTimeMillis()
 
+    // the process's tag service, or this function's own (in process only when not persisted)
+    const tags = yield* CacheTags.fromContextOr(store, { subscribe: options.tags !== undefined })
+    const tagsOption = options.tags
+    const entryOf = (args: Args, value: A): Effect.Effect<CacheEntry.CacheEntry<A>> =>
+      tagsOption === undefined
+        ? TimePolicy.entry(policy, value)
+        : Effect.map(
+          TimePolicy.entry(policy, value),
+          (entry) => CacheEntry.withTags(entry, CacheTags.tagsOf(tagsOption, args, value))
+        )
+
     const upstream = (args: Args): Effect.Effect<A, E> =>
       Effect.provide(CacheControl.upstream(options.lookup(...args)), context)
 
+    // keys that a `getMany` batch is loading: their loads take the batch's value
+    const batchPending = new Map<string, Deferred.Deferred<A, E>>()
+    const valueOf = (request: Request<Args>): Effect.Effect<A, E> => {
+      const pending = batchPending.size > 0 ? batchPending.get(request.key) : undefined
+      return pending !== undefined
+        ? Deferred.await(pending)
+        : CacheMetrics.timeUpstream(annotations, request.key, upstream(request.args))
+    }
+
     const fetch = (request: Request<Args>, load: Coherence.Load): Effect.Effect<CacheEntry.CacheEntry<A>, E> =>
-      Effect.flatMap(CacheMetrics.timeUpstream(annotations, request.key, upstream(request.args)), (value) =>
+      Effect.flatMap(valueOf(request), (value) =>
         Effect.tap(
-          TimePolicy.entry(policy, value),
+          entryOf(request.args, value),
           (entry) =>
             // an invalidation overtook this call: its value is served to its waiters, not stored
             store === undefined || !coherence.mayWrite(load)
@@ -300,7 +365,8 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       store
     )
     const lookupOnce = flight === undefined ? fetch : (request: Request<Args>, load: Coherence.Load) =>
-      Effect.flatMap(
+      // a batch's key: the batch already read the store, and calls the upstream for it
+      batchPending.has(request.key) ? fetch(request, load) : Effect.flatMap(
         flight.read(request.key, schema),
         Option.match({
           onNone: () =>
@@ -310,7 +376,17 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
               accept: () => true,
               fetch: fetch(request, load)
             }),
-          onSome: Effect.succeed
+          onSome: (stored) =>
+            stored.tags === undefined ?
+              Effect.succeed(stored) :
+              Effect.flatMap(tags.check(stored), (verdict) =>
+                verdict !== "hard" ? Effect.succeed(stored) : flight.run({
+                  key: request.key,
+                  read: flight.read(request.key, schema),
+                  // another process's landing serves if it replaced the invalidated entry
+                  accept: (landed) => landed.createdAt > stored.createdAt,
+                  fetch: fetch(request, load)
+                }))
         })
       )
 
@@ -553,19 +629,43 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       return Effect.flatMap(cache.getOptionComplete(request), (cached) => {
         const at = now()
         if (Option.isSome(cached)) {
+          const entry = cached.value
           // effect's Cache keeps an entry until just after its time; ours ends at expiresAt
-          if (!CacheEntry.isExpired(cached.value, at) && !overtaken.has(cached.value)) {
-            count("hit")
-            recency.delete(key)
-            recency.set(key, request)
-            const outcome = internal.fromEntry(cached.value, at, "hit")
-            return traceHits ? traced(key, Effect.succeed(outcome)) : Effect.succeed(outcome)
+          if (!CacheEntry.isExpired(entry, at) && !overtaken.has(entry)) {
+            if (entry.tags === undefined) return hit(key, args, request, entry, at, false)
+            // tagged: a hard invalidation of a tag is a miss, a soft one a hit that reloads
+            return Effect.flatMap(tags.check(entry), (verdict) =>
+              verdict === "hard"
+                ? reload(key, request, at)
+                : hit(key, args, request, entry, at, verdict === "soft"))
           }
-          recency.delete(key)
-          return traced(key, Effect.zipRight(cache.invalidate(request), joinAndServe(request, at)))
+          return reload(key, request, at)
         }
         return traced(key, joinAndServe(request, at))
       })
+    }
+
+    const reload = (key: string, request: Request<Args>, at: number) => {
+      recency.delete(key)
+      return traced(key, Effect.zipRight(cache.invalidate(request), joinAndServe(request, at)))
+    }
+
+    const hit = (
+      key: string,
+      args: Args,
+      request: Request<Args>,
+      entry: CacheEntry.CacheEntry<A>,
+      at: number,
+      invalidated: boolean
+    ): Effect.Effect<Outcome.Outcome<A>, E> => {
+      count("hit")
+      recency.delete(key)
+      recency.set(key, request)
+      const outcome = internal.fromEntry(entry, at, "hit")
+      const served = traceHits ? traced(key, Effect.succeed(outcome)) : Effect.succeed(outcome)
+      return invalidated || (refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead))
+        ? Effect.zipRight(startRefreshAhead(key, args, entry), served)
+        : served
     }
 
     // `forceRefresh` and `preload`: fetch now, store, replace what is cached
@@ -577,6 +677,54 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           return Effect.zipRight(cache.set(request, entry), touch(request))
         }))
     }
+
+    // Refresh-ahead (and soft tag invalidations): one background reload per key at a time. When
+    // persisted, one across processes: the lease holder reloads; the others adopt its value from
+    // the store once it landed, and retry no sooner than `leaseWait` after finding the lease
+    // held (a hit never pays a store round trip each time). A failed reload keeps the value.
+    const refreshingAhead = new Map<string, number>()
+    const startRefreshAhead = (key: string, args: Args, seen: CacheEntry.CacheEntry<A>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const busyUntil = refreshingAhead.get(key)
+        if ((busyUntil !== undefined && now() < busyUntil) || loading.has(key)) return Effect.void
+        if (refreshingAhead.size >= 1_024) {
+          // keys that found the lease held and were never read again
+          const at = now()
+          for (const [k, until] of refreshingAhead) if (until <= at) refreshingAhead.delete(k)
+        }
+        refreshingAhead.set(key, Infinity)
+        const reload = Effect.ignore(refreshNow(key, args))
+        if (store === undefined) {
+          return Effect.asVoid(internal.forkNow(
+            Effect.ensuring(reload, Effect.sync(() => refreshingAhead.delete(key))),
+            scope
+          ))
+        }
+        const adopt = (landed: CacheEntry.CacheEntry<A>) => {
+          const request = new Request(key, args)
+          return Effect.zipRight(cache.set(request, landed), touch(request))
+        }
+        const leased = Effect.flatMap(flight!.read(key, schema), (current) =>
+          Option.isSome(current) && current.value.createdAt > seen.createdAt
+            ? Effect.zipRight(
+              adopt(current.value),
+              Effect.sync(() =>
+                refreshingAhead.delete(key)
+              )
+            )
+            : Effect.flatMap(
+              Effect.option(Effect.provideService(withLease(key, leaseDuration, reload), CacheStore, store)),
+              (ran) =>
+                Effect.sync(() => {
+                  if (Option.isSome(ran) && Option.isSome(ran.value)) refreshingAhead.delete(key)
+                  else refreshingAhead.set(key, now() + Duration.toMillis(leaseWait))
+                })
+            ))
+        return Effect.asVoid(internal.forkNow(
+          Effect.onInterrupt(leased, () => Effect.sync(() => refreshingAhead.delete(key))),
+          scope
+        ))
+      })
 
     const fresh = (entry: CacheEntry.CacheEntry<A>) => {
       count("miss")
@@ -603,7 +751,153 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           }
         }))
 
+    // --- Batches ----------------------------------------------------------------------------------
+
+    const fetchMany = options.lookupMany
+    // Starts one `lookupMany` call for `keys` in the strategy's scope; until it ends, their loads
+    // (started by the caller right after, or by any concurrent `get`) take its values.
+    const startBatch = (
+      keys: ReadonlyArray<string>,
+      argsList: ReadonlyArray<Args>
+    ): Effect.Effect<Fiber.RuntimeFiber<ReadonlyArray<A>, E>> =>
+      Effect.suspend(() => {
+        const deferreds = keys.map((key) => {
+          const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
+          batchPending.set(key, deferred)
+          return deferred
+        })
+        const call = Effect.provide(CacheControl.upstream(fetchMany!(argsList)), context)
+        const run = CacheMetrics.timeUpstream(annotations, keys[0]!, call).pipe(
+          Effect.flatMap((values) =>
+            values.length === keys.length ? Effect.succeed(values) : Effect.dieMessage(
+              `stalewise: lookupMany of ${options.name} returned ${values.length} values for ${keys.length} argument lists`
+            )
+          ),
+          Effect.tapErrorCause((cause) =>
+            Effect.forEach(deferreds, (d) => Deferred.failCause(d, cause), { discard: true })
+          ),
+          Effect.tap((values) =>
+            Effect.forEach(deferreds, (d, i) => Deferred.succeed(d, values[i]!), { discard: true })
+          ),
+          Effect.ensuring(Effect.sync(() =>
+            keys.forEach((key, i) => {
+              if (batchPending.get(key) === deferreds[i]) batchPending.delete(key)
+              Deferred.unsafeDone(deferreds[i]!, Exit.interrupt(FiberId.none))
+            })
+          ))
+        )
+        return internal.forkNow(run, scope)
+      })
+
+    // whether a call for `key` is answered in process (a live copy, a load to join, a negative)
+    const inProcess = (key: string, args: Args): Effect.Effect<boolean> =>
+      loading.has(key) || negatives.has(key)
+        ? Effect.succeed(true)
+        : Effect.map(
+          cache.getOptionComplete(new Request(key, args)),
+          (cached) =>
+            Option.isSome(cached) && !CacheEntry.isExpired(cached.value, now()) && !overtaken.has(cached.value)
+        )
+
+    const getManyWithOutcome = (
+      argsList: ReadonlyArray<Args>
+    ): Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | CacheKey.CacheKeyError> =>
+      Effect.flatMap(Effect.forEach(argsList, deriveKey), (keys) =>
+        CacheControl.withCurrentMode((mode) =>
+          mode !== "default"
+            ? Effect.forEach(argsList, (args) => getWithOutcome(...args), { concurrency: "unbounded" })
+            : Effect.gen(function*() {
+              const answers: Array<Effect.Effect<Outcome.Outcome<A>, E>> = new Array(keys.length)
+              // the keys not answered in process, each once
+              const rest = new Map<string, { readonly args: Args; readonly at: Array<number> }>()
+              for (let i = 0; i < keys.length; i++) {
+                const key = keys[i]!
+                const seen = rest.get(key)
+                if (seen !== undefined) {
+                  seen.at.push(i)
+                } else if (yield* inProcess(key, argsList[i]!)) {
+                  answers[i] = cachedCall(key, argsList[i]!)
+                } else {
+                  rest.set(key, { args: argsList[i]!, at: [i] })
+                }
+              }
+              const toLoad = new Map(rest)
+              // persisted: one store round trip for all of them
+              if (store !== undefined && rest.size > 0) {
+                const restKeys = [...rest.keys()]
+                const loads = restKeys.map((key) => coherence.begin(key))
+                const stored = yield* Effect.ensuring(
+                  getManyOrMiss(store, restKeys, schema, annotations),
+                  Effect.sync(() => loads.forEach((load) => coherence.end(load)))
+                )
+                for (let n = 0; n < restKeys.length; n++) {
+                  const found = stored[n]!
+                  if (Option.isNone(found)) continue
+                  const entry = found.value
+                  if (entry.tags !== undefined && (yield* tags.check(entry)) === "hard") continue
+                  const key = restKeys[n]!
+                  const { args, at } = rest.get(key)!
+                  toLoad.delete(key)
+                  if (coherence.mayWrite(loads[n]!)) {
+                    const request = new Request(key, args)
+                    yield* Effect.zipRight(cache.set(request, entry), touch(request))
+                  }
+                  for (const i of at) {
+                    answers[i] = Effect.sync(() => {
+                      count("hit")
+                      return internal.fromEntry(entry, now(), "hit")
+                    })
+                  }
+                }
+              }
+              const outcomes: Array<Outcome.Outcome<A>> = new Array(keys.length)
+              // without lookupMany, each miss is a call of its own
+              if (fetchMany === undefined) {
+                for (const [key, { args, at }] of toLoad) for (const i of at) answers[i] = cachedCall(key, args)
+                toLoad.clear()
+              }
+              const loadKeys = [...toLoad.keys()]
+              const loadArgs = [...toLoad.values()].map((load) => load.args)
+              // tracked from before the call: an invalidation meanwhile keeps its values out
+              const loads = loadKeys.map((key) => coherence.begin(key))
+              const batchFiber = loadKeys.length === 0 ? undefined : yield* startBatch(loadKeys, loadArgs)
+              const batchAnswers = batchFiber === undefined ? Effect.void : Effect.flatMap(
+                Effect.ensuring(
+                  Effect.flatten(Fiber.await(batchFiber)),
+                  Effect.sync(() => loads.forEach((load) => coherence.end(load)))
+                ),
+                (values) =>
+                  Effect.forEach(loadKeys, (key, n) =>
+                    Effect.flatMap(entryOf(loadArgs[n]!, values[n]!), (entry) => {
+                      for (const i of toLoad.get(key)!.at) outcomes[i] = fresh(entry)
+                      if (!coherence.mayWrite(loads[n]!)) return Effect.void
+                      const request = new Request(key, loadArgs[n]!)
+                      negatives.delete(key)
+                      return Effect.zipRight(
+                        Effect.zipRight(cache.set(request, entry), touch(request)),
+                        store === undefined ? Effect.void : setOrWarn(store, key, entry, schema, annotations)
+                      )
+                    }), { discard: true })
+              )
+              // the rest: hits and joins of loads already running, one after the other (nothing to
+              // wait for but those loads); without lookupMany, single misses start together
+              const others = Effect.forEach(
+                answers.flatMap((answer, i) => answer === undefined ? [] : [i]),
+                (i) =>
+                  Effect.map(answers[i]!, (outcome) => {
+                    outcomes[i] = outcome
+                  }),
+                { concurrency: fetchMany === undefined ? "unbounded" : 1, discard: true }
+              )
+              yield* Effect.all([batchAnswers, others], { concurrency: 2, discard: true })
+              return outcomes
+            })
+        ))
+
     const self: CacheFirst<Args, A, E> = {
+      getManyWithOutcome,
+      getMany: (argsList) =>
+        Effect.map(getManyWithOutcome(argsList), (outcomes) => outcomes.map((outcome) => outcome.value)),
       [TypeId]: TypeId,
       getWithOutcome,
       get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),
@@ -621,7 +915,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           )),
       set: (args, value) =>
         Effect.flatMap(deriveKey(args), (key) =>
-          Effect.flatMap(TimePolicy.entry(policy, value), (entry) => {
+          Effect.flatMap(entryOf(args, value), (entry) => {
             const request = new Request(key, args)
             negatives.delete(key)
             // loads of the key in flight must not overwrite it; the other instances drop theirs
@@ -638,7 +932,8 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           })),
       preload: (argsList, preloadOptions) => preload(strategy, argsList, deriveKey, refreshNow, preloadOptions),
       invalidate: (...args) => Effect.flatMap(deriveKey(args), (key) => invalidateTarget({ _tag: "Key", key })),
-      invalidateAll: invalidateTarget({ _tag: "Prefix", prefix: functionPrefix })
+      invalidateAll: invalidateTarget({ _tag: "Prefix", prefix: functionPrefix }),
+      invalidateTag: (tag, tagOptions) => tags.invalidate(tag, tagOptions)
     }
     return yield* ScopeGuard.guard(scope, "CacheFirst", options.name, self)
   })

@@ -90,6 +90,15 @@ export declare namespace CacheStore {
       schema?: Schema.Schema<A, I> | undefined
     ) => Effect.Effect<Option.Option<CacheEntry<A>>, CacheStoreError>
     /**
+     * The live entries at `keys`, in order, in one round trip (Redis `MGET`, a batch in memory):
+     * each as `get` would return it. Optional: {@link getMany} falls back to one `get` per key
+     * (all at once) for a store without it.
+     */
+    readonly getMany?: <A = unknown, I = A>(
+      keys: ReadonlyArray<string>,
+      schema?: Schema.Schema<A, I> | undefined
+    ) => Effect.Effect<ReadonlyArray<Option.Option<CacheEntry<A>>>, CacheStoreError>
+    /**
      * Stores `entry` at `key`, replacing any entry there; it expires at `entry.expiresAt`
      * (already expired: the key is deleted instead).
      */
@@ -415,6 +424,50 @@ export const getOrMiss = <A, I>(
           error: error.message
         }),
         Option.none()
+      )
+    )
+  )
+
+/**
+ * Reads `keys` in one round trip when the store can (`getMany`), else one `get` per key, all at
+ * once; the entries come back in the order of `keys`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const getMany = <A, I>(
+  store: CacheStore.Service,
+  keys: ReadonlyArray<string>,
+  schema?: Schema.Schema<A, I> | undefined
+): Effect.Effect<ReadonlyArray<Option.Option<CacheEntry<A>>>, CacheStoreError> =>
+  keys.length === 0
+    ? Effect.succeed([])
+    : store.getMany !== undefined
+    ? store.getMany(keys, schema)
+    : Effect.forEach(keys, (key) => store.get(key, schema), { concurrency: "unbounded" })
+
+/**
+ * {@link getMany}, treating a store failure as misses for every key (logged as {@link getOrMiss}
+ * does): how strategies read in batches.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const getManyOrMiss = <A, I>(
+  store: CacheStore.Service,
+  keys: ReadonlyArray<string>,
+  schema: Schema.Schema<A, I> | undefined,
+  annotations: Readonly<Record<string, string>>
+): Effect.Effect<ReadonlyArray<Option.Option<CacheEntry<A>>>> =>
+  getMany(store, keys, schema).pipe(
+    Effect.catchAll((error) =>
+      Effect.as(
+        Diagnostics.warningsOf(store).warn("store-read-failed", "stalewise: store read failed, treated as a miss", {
+          ...annotations,
+          keys: String(keys.length),
+          error: error.message
+        }),
+        keys.map(() => Option.none())
       )
     )
   )

@@ -4,7 +4,7 @@
  * `{ "$": 1, "v": value, "c": createdAt, "s": staleAt, "e": expiresAt | null }`: the value is
  * Schema-encoded when a schema is given (JSON as is otherwise, and the envelope then has no
  * `"t": 1`), `$` is the format version and `e` is `null` for "never expires" (JSON has no
- * `Infinity`). Backends share it, so every
+ * `Infinity`), and `g` lists the entry's tags when it has some. Backends share it, so every
  * serialising backend stores the same bytes for the same entry.
  *
  * **Values JSON cannot say.** `undefined` (the value itself, an array element or an object
@@ -19,7 +19,7 @@
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { CacheEntry } from "./CacheEntry.js"
+import * as CacheEntry from "./CacheEntry.js"
 import { CacheStoreError } from "./CacheStore.js"
 import * as Diagnostics from "./Diagnostics.js"
 
@@ -36,6 +36,8 @@ export interface Envelope {
   readonly c: number
   readonly s: number
   readonly e: number | null
+  /** The entry's tags; absent when it has none (entries written before tags decode as untagged). */
+  readonly g?: ReadonlyArray<string> | undefined
   /** `1` when `v` was encoded by a schema: it is then never handed back without one. */
   readonly t?: 1
   /** Where the value holds what JSON cannot say; absent when nothing. */
@@ -159,7 +161,7 @@ const isPatches = (u: unknown): u is ReadonlyArray<Patch> =>
  * @category constructors
  */
 export const toEnvelope = (
-  entry: CacheEntry<unknown>,
+  entry: CacheEntry.CacheEntry<unknown>,
   encoded: unknown,
   options?: {
     readonly schemaEncoded?: boolean | undefined
@@ -171,6 +173,7 @@ export const toEnvelope = (
   c: entry.createdAt,
   s: entry.staleAt,
   e: entry.expiresAt === Infinity ? null : entry.expiresAt,
+  ...(entry.tags !== undefined && entry.tags.length > 0 ? { g: entry.tags } : {}),
   ...(options?.schemaEncoded === true ? { t: 1 as const } : {}),
   ...(options?.patches !== undefined && options.patches.length > 0 ? { p: options.patches } : {})
 })
@@ -194,8 +197,9 @@ export const parseEnvelope = (json: string): Option.Option<Envelope> => {
   if (typeof u !== "object" || u === null || Array.isArray(u)) return Option.none()
   const keys = Object.keys(u)
   if (!keys.every((key) => envelopeKeys.has(key))) return Option.none()
-  const { $, c, e, p, s, t } = u as Record<string, unknown>
+  const { $, c, e, g, p, s, t } = u as Record<string, unknown>
   if (t !== undefined && t !== 1) return Option.none()
+  if (g !== undefined && !(Array.isArray(g) && g.every((tag) => typeof tag === "string"))) return Option.none()
   if (p !== undefined && !isPatches(p)) return Option.none()
   // the value is absent only when it is `undefined`, and then a patch says so
   if (!("v" in u) && !(p !== undefined && p.some(([path, kind]) => path.length === 0 && kind === "u"))) {
@@ -206,7 +210,7 @@ export const parseEnvelope = (json: string): Option.Option<Envelope> => {
     : Option.none()
 }
 
-const envelopeKeys = new Set(["$", "v", "c", "s", "e", "t", "p"])
+const envelopeKeys = new Set(["$", "v", "c", "s", "e", "g", "t", "p"])
 
 const isTime = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u)
 
@@ -232,7 +236,7 @@ const isTime = (u: unknown): u is number => typeof u === "number" && Number.isFi
  * @category encoding
  */
 export const encode = <A, I>(
-  entry: CacheEntry<A>,
+  entry: CacheEntry.CacheEntry<A>,
   schema: Schema.Schema<A, I> | undefined,
   context: { readonly backend: string; readonly method: string }
 ): Either.Either<string, CacheStoreError> => {
@@ -266,7 +270,7 @@ export const encode = <A, I>(
 export const decode = <A, I>(
   json: string,
   schema: Schema.Schema<A, I> | undefined
-): Option.Option<CacheEntry<A>> =>
+): Option.Option<CacheEntry.CacheEntry<A>> =>
   Option.flatMap(parseEnvelope(json), (envelope) => {
     // a schema-encoded value read without a schema would be its encoded form posing as A
     if (schema === undefined && envelope.t === 1) return Option.none()
@@ -276,12 +280,13 @@ export const decode = <A, I>(
     const value = schema === undefined
       ? Either.right(raw as A)
       : safely(() => Schema.decodeUnknownEither(schema)(raw))
-    return value === undefined || Either.isLeft(value) ? Option.none() : Option.some({
+    return value === undefined || Either.isLeft(value) ? Option.none() : Option.some(CacheEntry.make({
       value: value.right,
       createdAt: envelope.c,
       staleAt: envelope.s,
-      expiresAt: envelope.e ?? Infinity
-    })
+      expiresAt: envelope.e ?? Infinity,
+      tags: envelope.g
+    }))
   })
 
 // JSON.stringify's own messages name a bigint or a cycle's property names; anything else (a

@@ -101,6 +101,28 @@ export const finiteDuration = (
       ))
 
 /**
+ * Reads a fraction strictly between 0 and 1 (e.g. `refreshAhead`) for the option named `option`;
+ * `PolicyError` (reason `InvalidValue`) otherwise.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fraction = (option: string, input: number): Either.Either<number, PolicyError> =>
+  typeof input === "number" && input > 0 && input < 1
+    ? Either.right(input)
+    : Either.left(new PolicyError({ reason: "InvalidValue", option, detail: `${String(input)} is not in (0, 1)` }))
+
+/**
+ * The moment a hit of `entry` requests a refresh ahead of time: `fraction` of its lifetime
+ * (`staleAt - createdAt`) after it was fetched.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const refreshAheadAt = (entry: CacheEntry.CacheEntry<unknown>, fraction: number): number =>
+  entry.createdAt + (entry.staleAt - entry.createdAt) * fraction
+
+/**
  * Validates and builds a policy. `timeToLive` defaults to `lifetime` (no stale window). Fails
  * with `PolicyError` when a duration is not positive or when `lifetime > timeToLive`.
  *

@@ -67,6 +67,26 @@ export * as CacheMetrics from "./CacheMetrics.js"
 export * as CacheStore from "./CacheStore.js"
 
 /**
+ * `CacheTags`: invalidation by tag. Entries carry tags (`CacheEntry.tags`); `invalidate(tag)`
+ * makes every entry with that tag written before it stale (`soft`) or gone (`hard`), in one store
+ * write whatever the number of entries: it stores the tag's invalidation time under a reserved
+ * key (`__tag:<tag>`), and readers compare each entry's `createdAt` with its tags' times lazily,
+ * on read — nothing is scanned or deleted.
+ *
+ * **No round trip per hit.** Tag times are kept in process and re-read from the store at most
+ * once per tag per `refreshInterval` (default 10 seconds), or as soon as an invalidation of the
+ * tag is heard on the `InvalidationBus` (the invalidating instance publishes one). So another
+ * instance stops serving an entry invalidated by tag within the bus delay (milliseconds on
+ * Redis pub/sub), and within `refreshInterval` when the message was lost (or without a bus).
+ *
+ * Strategies share the `CacheTags` in context (`layer`); without one, each builds its own over
+ * its store, and only hears the others' invalidations through the bus.
+ *
+ * @since 0.1.0
+ */
+export * as CacheTags from "./CacheTags.js"
+
+/**
  * `Coherence`: what an in-process tier needs to stay coherent with the other instances — its
  * subscription to the `InvalidationBus`, and a guard on its loads. Used by CacheFirst's
  * in-process tier and the tiered store's memory tier; any L1 can use it the same way.
@@ -102,7 +122,7 @@ export * as Diagnostics from "./Diagnostics.js"
  * `{ "$": 1, "v": value, "c": createdAt, "s": staleAt, "e": expiresAt | null }`: the value is
  * Schema-encoded when a schema is given (JSON as is otherwise, and the envelope then has no
  * `"t": 1`), `$` is the format version and `e` is `null` for "never expires" (JSON has no
- * `Infinity`). Backends share it, so every
+ * `Infinity`), and `g` lists the entry's tags when it has some. Backends share it, so every
  * serialising backend stores the same bytes for the same entry.
  *
  * **Values JSON cannot say.** `undefined` (the value itself, an array element or an object

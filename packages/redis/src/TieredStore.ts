@@ -211,6 +211,36 @@ export const make = Effect.fnUntraced(function*(
           counted
         )
       }),
+    // the memory tier first, then one round trip (MGET) for the keys it lacks
+    getMany: <A, I>(keys: ReadonlyArray<string>, schema?: Schema.Schema<A, I>) =>
+      Effect.flatMap(CacheStore.getMany(memory, keys), (locals) => {
+        const results: Array<Option.Option<CacheEntry.CacheEntry<A>>> = new Array(keys.length)
+        const missing: Array<number> = []
+        locals.forEach((local, i) => {
+          if (Option.isSome(local)) {
+            counters.hit()
+            results[i] = Option.some(local.value.value as CacheEntry.CacheEntry<A>)
+          } else {
+            missing.push(i)
+          }
+        })
+        if (missing.length === 0) return Effect.succeed(results)
+        const loads = missing.map((i) => coherence.begin(keys[i]!))
+        return CacheStore.getMany(remote, missing.map((i) => keys[i]!), schema).pipe(
+          Effect.map((entries) => {
+            entries.forEach((entry, n) => {
+              const i = missing[n]!
+              results[i] = entry
+              if (Option.isNone(entry)) return counters.miss()
+              counters.hit()
+              if (coherence.mayWrite(loads[n]!)) keep(keys[i]!, entry.value)
+            })
+            return results
+          }),
+          Effect.ensuring(Effect.sync(() => loads.forEach((load) => coherence.end(load)))),
+          counted
+        )
+      }),
     set: (key, entry, schema) =>
       Effect.suspend(() => {
         const target = { _tag: "Key", key } as const

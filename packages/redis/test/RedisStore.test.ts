@@ -31,6 +31,7 @@ const leastPrivilege = [
   "+info",
   "+quit",
   "+get",
+  "+mget",
   "+set",
   "+del",
   "+unlink",

@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import type { CacheEntry, CacheKey, CacheStore, Outcome, PolicyError } from "@stalewise/core"
+import type { CacheEntry, CacheKey, CacheStore, CacheTags, Outcome, PolicyError } from "@stalewise/core"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type { LazyArg } from "effect/Function"
@@ -104,6 +104,12 @@ export interface CommonOptions<Args extends ReadonlyArray<any>, A, E = never>
     readonly when: (error: NoInfer<E>) => boolean
     readonly timeToLive: Duration.DurationInput
   } | undefined
+  /**
+   * The tags of each value: fixed (`["users"]`) or computed from the arguments and the value.
+   * `invalidateTag` of one of them makes the value stale (`soft`) or a miss (`hard`) — see
+   * `CacheTags`.
+   */
+  readonly tags?: CacheTags.Tags<NoInfer<Args>, NoInfer<A>> | undefined
 }
 
 /**
@@ -150,6 +156,11 @@ export type BaseOptions<Args extends ReadonlyArray<any>, A, Empty = never, E = n
 export type Options<Args extends ReadonlyArray<any>, A, E, R, Empty = never> = BaseOptions<Args, A, Empty, E> & {
   /** Fetches the value from the upstream (cacheback `fetch`); its error `E` passes through unchanged. */
   readonly fetch: (...args: Args) => Effect.Effect<A, E, R>
+  /**
+   * Fetches many values in one upstream call, for `getMany`: one value per argument list, in
+   * order. Without it, `getMany` fetches its misses one `fetch` per key (all at once).
+   */
+  readonly fetchMany?: ((argsList: ReadonlyArray<Args>) => Effect.Effect<ReadonlyArray<A>, E, R>) | undefined
 }
 
 /**
@@ -182,6 +193,21 @@ export interface Job<in out Args extends ReadonlyArray<any>, in out A, in out E>
    * kept by `negative` caching fails the call again as it did (counted with status `negative`).
    */
   readonly getWithOutcome: (...args: Args) => Effect.Effect<Outcome.Outcome<A>, E | JobError | CacheKey.CacheKeyError>
+  /**
+   * The values of many argument lists, in order: one store round trip for all their keys
+   * (`CacheStore.getMany`), and the misses loaded through one `fetchMany` call (one `fetch` per
+   * key without it). A key already loading — here, by a `get` or another batch — is joined, not
+   * fetched twice; a batch's keys are joined the same way by concurrent reads. Hits, stale
+   * reads and tags follow the rules of `get`. If `fetchMany` fails, every key it was loading
+   * fails with its error.
+   */
+  readonly getMany: (
+    argsList: ReadonlyArray<Args>
+  ) => Effect.Effect<ReadonlyArray<A>, E | JobError | CacheKey.CacheKeyError>
+  /** `getMany` with each value's outcome. */
+  readonly getManyWithOutcome: (
+    argsList: ReadonlyArray<Args>
+  ) => Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | JobError | CacheKey.CacheKeyError>
   /**
    * Marks the entry stale (its age and expiry untouched, its value still served while the
    * refresh runs, and kept if it fails) and requests a refresh. Does nothing when nothing is
@@ -216,6 +242,15 @@ export interface Job<in out Args extends ReadonlyArray<any>, in out A, in out E>
    * refresh of the key is already under way, nothing more is requested. Ignores the back-off.
    */
   readonly refreshInBackground: (...args: Args) => Effect.Effect<void, CacheKey.CacheKeyError>
+  /**
+   * Invalidates every entry tagged `tag` — this job's and any other strategy's sharing the
+   * store — in one store write (`CacheTags.invalidate`): `soft` (default) makes them stale,
+   * `hard` makes them misses.
+   */
+  readonly invalidateTag: (
+    tag: string,
+    options?: { readonly mode?: CacheTags.Mode | undefined }
+  ) => Effect.Effect<void, CacheStore.CacheStoreError>
   /** Removes every entry of this job; returns how many. */
   readonly clear: Effect.Effect<number, CacheStore.CacheStoreError>
 }

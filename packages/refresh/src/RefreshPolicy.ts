@@ -55,6 +55,12 @@ export interface Options {
    */
   readonly backgroundTimeout?: Duration.DurationInput | undefined
   /**
+   * Refresh-ahead: a read after this fraction of `lifetime` is still a hit, and requests one
+   * background refresh (through the refresh lease, as a stale read does), so a key read often
+   * never goes stale. In `(0, 1)`, e.g. `0.8`. Default: off.
+   */
+  readonly refreshAhead?: number | undefined
+  /**
    * The wait budget of a synchronous fetch (a miss, a refresh past `syncRefreshAfter`,
    * `refresh`) that finds the key's lease held by another process: it waits up to this long for
    * that process's value to land (woken by the `InvalidationBus` when there is one), then
@@ -86,6 +92,8 @@ export interface RefreshPolicy {
   readonly jitter: number
   readonly timeout: Duration.Duration | undefined
   readonly backgroundTimeout: Duration.Duration
+  /** The fraction of `lifetime` after which a hit requests a refresh; `undefined`: off. */
+  readonly refreshAhead: number | undefined
   readonly leaseWait: Duration.Duration
   readonly refreshBackoff: {
     readonly initial: Duration.Duration
@@ -96,7 +104,8 @@ export interface RefreshPolicy {
 /**
  * Validates options into a policy. Fails with `PolicyError` when a duration is not positive,
  * when `lifetime > timeToLive`, when `syncRefreshAfter` falls outside `[lifetime, timeToLive)`,
- * when `refreshLease`, `leaseWait` or `backgroundTimeout` is infinite, when `jitter` is outside `[0, 1)`, or when the back-off's
+ * when `refreshLease`, `leaseWait` or `backgroundTimeout` is infinite, when `jitter` is outside `[0, 1)`
+ * or `refreshAhead` outside `(0, 1)`, or when the back-off's
  * `initial` exceeds its `max`.
  *
  * @example
@@ -153,6 +162,9 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
       "backgroundTimeout",
       options.backgroundTimeout ?? Duration.seconds(30)
     )
+    const refreshAhead = options.refreshAhead === undefined
+      ? undefined
+      : yield* TimePolicy.fraction("refreshAhead", options.refreshAhead)
     const leaseWait = yield* TimePolicy.finiteDuration("leaseWait", options.leaseWait ?? Duration.seconds(5))
     const initial = yield* TimePolicy.positiveDuration(
       "refreshBackoff.initial",
@@ -174,6 +186,7 @@ export const make = (options: Options = {}): Either.Either<RefreshPolicy, Policy
       jitter,
       timeout,
       backgroundTimeout,
+      refreshAhead,
       leaseWait,
       refreshBackoff: { initial, max }
     }

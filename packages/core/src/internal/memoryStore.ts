@@ -77,6 +77,21 @@ export const make = (
           counters.hit()
           return Option.some(entry as CacheEntry<A>)
         }),
+      // one batch: the same rules as `get`, key by key
+      getMany: <A>(keys: ReadonlyArray<string>) =>
+        Effect.sync(() => {
+          const now = clock.unsafeCurrentTimeMillis()
+          return keys.map((key): Option.Option<CacheEntry<A>> => {
+            const entry = entries.get(key)
+            if (entry === undefined || entry.expiresAt <= now) {
+              if (entry !== undefined) entries.delete(key)
+              counters.miss()
+              return Option.none()
+            }
+            counters.hit()
+            return Option.some(entry as CacheEntry<A>)
+          })
+        }),
       set: (key, entry) =>
         Effect.sync(() => {
           if (entry.expiresAt <= clock.unsafeCurrentTimeMillis()) {

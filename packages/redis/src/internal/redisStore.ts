@@ -356,6 +356,62 @@ export const make = (
           }
         )
       },
+      // one MGET for every key this instance has no unlanded write of; each decoded as `get` does
+      getMany: <A, I>(names: ReadonlyArray<string>, schema?: Schema.Schema<A, I>) =>
+        Effect.suspend(() => {
+          const now = clock.unsafeCurrentTimeMillis()
+          const results: Array<Option.Option<CacheEntry.CacheEntry<A>>> = new Array(names.length)
+          const remote: Array<number> = []
+          names.forEach((key, i) => {
+            const own = unlanded.size > 0 ? unlanded.get(key) : undefined
+            if (own !== undefined && !CacheEntry.isExpired(own.entry, now)) {
+              counters.hit()
+              results[i] = Option.some(own.entry as CacheEntry.CacheEntry<A>)
+            } else {
+              remote.push(i)
+            }
+          })
+          if (remote.length === 0) return Effect.succeed(results)
+          return Effect.flatMap(
+            Effect.mapError(
+              redis.use("mget", (client) => client.mget(remote.map((i) => keys.entry(names[i]!)))),
+              (error) => {
+                counters.error()
+                return toStoreError("getMany")(error)
+              }
+            ),
+            (jsons) => {
+              const drops: Array<Effect.Effect<unknown>> = []
+              const at = clock.unsafeCurrentTimeMillis()
+              remote.forEach((i, n) => {
+                const json = jsons[n] ?? null
+                if (json === null) {
+                  counters.miss()
+                  results[i] = Option.none()
+                  return
+                }
+                const entry = EntryCodec.decode(json, schema)
+                if (Option.isNone(entry)) {
+                  counters.decodeFailure()
+                  counters.miss()
+                  drops.push(dropUndecodable(names[i]!, json))
+                  results[i] = Option.none()
+                  return
+                }
+                if (CacheEntry.isExpired(entry.value, at)) {
+                  counters.miss()
+                  results[i] = Option.none()
+                  return
+                }
+                counters.hit()
+                results[i] = entry
+              })
+              return drops.length === 0
+                ? Effect.succeed(results)
+                : Effect.as(Effect.all(drops, { discard: true }), results)
+            }
+          )
+        }),
       set: (key, entry, schema) =>
         Effect.suspend(() => {
           const command = setCommand(key, entry, schema)

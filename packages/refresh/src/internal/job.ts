@@ -6,6 +6,7 @@ import {
   CacheKey,
   CacheMetrics,
   CacheStore,
+  CacheTags,
   Coherence,
   Diagnostics,
   Outcome,
@@ -142,6 +143,8 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       drop: (target) => forgetNegatives(target)
     })
     const now = () => clock.unsafeCurrentTimeMillis()
+    // the process's tag service, or this job's own
+    const tags = yield* CacheTags.fromContextOr(store, { subscribe: options.tags !== undefined })
 
     // --- Keys, entries and the store ------------------------------------------------------------
 
@@ -157,14 +160,16 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
           : fromArgs(args)
       )
 
-    const entryOf = (value: A): Effect.Effect<CacheEntry.CacheEntry<A>> => {
+    const tagsOption = options.tags
+    const entryOf = (value: A, args: Args): Effect.Effect<CacheEntry.CacheEntry<A>> => {
       const make = (lifetime: number) => {
         const createdAt = now()
         return CacheEntry.make({
           value,
           createdAt,
           staleAt: createdAt + lifetime,
-          expiresAt: createdAt + timeToLiveMillis
+          expiresAt: createdAt + timeToLiveMillis,
+          tags: tagsOption === undefined ? undefined : CacheTags.tagsOf(tagsOption, args, value)
         })
       }
       return policy.jitter === 0
@@ -277,7 +282,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         return value.pipe(
           Effect.flatMap((value) =>
             Effect.flatMap(
-              entryOf(value),
+              entryOf(value, args),
               (entry) => coherence.mayWrite(load) ? Effect.as(write(key, entry), entry) : Effect.succeed(entry)
             )
           ),
@@ -780,6 +785,26 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       )
     }
 
+    // Refresh-ahead: a hit late in its lifetime requests one refresh (the lease and the memo keep
+    // it to one per key) and is served at once, as a hit.
+    const refreshAhead = policy.refreshAhead
+    const onRefreshAhead = (
+      key: string,
+      args: Args,
+      entry: CacheEntry.CacheEntry<A>,
+      at: number
+    ): Effect.Effect<Outcome.Outcome<A>> => {
+      if (needNoRequest(key, at, false, entry)) return Effect.succeed(served(entry, at, "hit"))
+      return Effect.map(
+        requestRefresh(key, args, { force: false, seen: entry }),
+        (requested) =>
+          // the queue was full and the refresh ran in this call: answer with what it fetched
+          requested._tag === "RanSynchronously" && Exit.isSuccess(requested.exit)
+            ? fetched(requested.exit.value)
+            : served(entry, at, "hit")
+      )
+    }
+
     const onMiss = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
       policy.fetchOnMiss
         ? Effect.map(fetchShared(key, args, "miss"), fetched)
@@ -788,25 +813,34 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
             ? Exit.isSuccess(requested.exit) ? fetched(requested.exit.value) : emptyOutcome(true)
             : emptyOutcome(false))
 
+    // An entry whose tags were invalidated: `soft` reads as stale, `hard` as a miss (whose fetch
+    // does not take the invalidated entry for another process's landing).
+    const onInvalidated = (
+      key: string,
+      args: Args,
+      entry: CacheEntry.CacheEntry<A>,
+      verdict: CacheTags.Verdict
+    ): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
+      const at = now()
+      if (verdict === "soft" && at < entry.expiresAt) return onStale(key, args, entry, at)
+      if (!policy.fetchOnMiss) return onMiss(key, args)
+      return CacheMetrics.traceCall(
+        annotations,
+        key,
+        Effect.map(fetchShared(key, args, "miss", (landed) => landed.createdAt > entry.createdAt), fetched)
+      )
+    }
+
     const outcomeOf = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
       Effect.flatMap(read(key), (cached) => {
-        const at = now()
-        if (Option.isSome(cached)) {
+        if (Option.isSome(cached) && cached.value.tags !== undefined) {
           const entry = cached.value
-          // hits and stale reads served at once are traced only with `traceHits` (a span would
-          // cost them several times their time); reads that wait for the upstream always are
-          if (at < entry.staleAt) {
-            const hit = Effect.succeed(served(entry, at, "hit"))
-            return traceHits ? CacheMetrics.traceCall(annotations, key, hit) : hit
-          }
-          if (at < entry.expiresAt) {
-            const stale = onStale(key, args, entry, at)
-            return traceHits && !syncRefreshDue(key, entry, at)
-              ? CacheMetrics.traceCall(annotations, key, stale)
-              : stale
-          }
+          return Effect.flatMap(
+            tags.check(entry),
+            (verdict) => verdict === "valid" ? classify(key, args, cached) : onInvalidated(key, args, entry, verdict)
+          )
         }
-        return CacheMetrics.traceCall(annotations, key, onMiss(key, args))
+        return classify(key, args, cached)
       })
 
     const negativeOutcome = (key: string, error: E): Effect.Effect<Outcome.Outcome<A>, E> => {
@@ -817,6 +851,30 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         Effect.zipRight(CacheMetrics.annotateStatus("negative"), Effect.fail(error)),
         "negative"
       )
+    }
+
+    const classify = (
+      key: string,
+      args: Args,
+      cached: Option.Option<CacheEntry.CacheEntry<A>>
+    ): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
+      const at = now()
+      if (Option.isSome(cached)) {
+        const entry = cached.value
+        // hits and stale reads served at once are traced only with `traceHits` (a span would
+        // cost them several times their time); reads that wait for the upstream always are
+        if (at < entry.staleAt) {
+          const hit = refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)
+            ? onRefreshAhead(key, args, entry, at)
+            : Effect.succeed(served(entry, at, "hit"))
+          return traceHits ? CacheMetrics.traceCall(annotations, key, hit) : hit
+        }
+        if (at < entry.expiresAt) {
+          const stale = onStale(key, args, entry, at)
+          return traceHits && !syncRefreshDue(key, entry, at) ? CacheMetrics.traceCall(annotations, key, stale) : stale
+        }
+      }
+      return CacheMetrics.traceCall(annotations, key, onMiss(key, args))
     }
 
     const getWithOutcome = (...args: Args) =>
@@ -855,11 +913,152 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         return Effect.tap(change, () => coherence.invalidate(target))
       })
 
+    // --- Batches: one store round trip, one upstream call for the misses ------------------------
+
+    const fetchMany = options.fetchMany
+    const jobScope = yield* Effect.scope
+
+    // Loads `keys` through one `fetchMany` call in the job's scope. Each key is published in
+    // `background` for the call's length, so a concurrent read of one of them joins it.
+    const loadBatch = (
+      keys: ReadonlyArray<string>,
+      argsList: ReadonlyArray<Args>
+    ): Effect.Effect<Fiber.RuntimeFiber<ReadonlyArray<CacheEntry.CacheEntry<A>>, E | JobError>> =>
+      Effect.suspend(() => {
+        const deferreds = keys.map((key) => {
+          const deferred = Deferred.unsafeMake<CacheEntry.CacheEntry<A>, E | JobError>(FiberId.none)
+          background.set(key, deferred)
+          return deferred
+        })
+        const loads = keys.map((key) => coherence.begin(key))
+        const fetched = Effect.provide(CacheControl.upstream(fetchMany!(argsList)), context)
+        const timed = timeout === undefined ? fetched : Effect.timeoutFail(fetched, {
+          duration: timeout,
+          onTimeout: () =>
+            new JobError({
+              reason: "Timeout",
+              job: name,
+              key: keys[0],
+              detail: `fetchMany took longer than ${Duration.format(timeout)}`
+            })
+        })
+        const run = CacheMetrics.timeUpstream(annotations, keys[0]!, timed).pipe(
+          Effect.flatMap((values) =>
+            values.length === keys.length ? Effect.succeed(values) : Effect.dieMessage(
+              `stalewise: fetchMany of job ${name} returned ${values.length} values for ${keys.length} argument lists`
+            )
+          ),
+          Effect.flatMap((values) =>
+            Effect.forEach(keys, (key, i) =>
+              Effect.flatMap(entryOf(values[i]!, argsList[i]!), (entry) => {
+                backoff.delete(key)
+                const stored = coherence.mayWrite(loads[i]!) ? write(key, entry) : Effect.void
+                return Effect.as(Effect.zipRight(stored, Deferred.succeed(deferreds[i]!, entry)), entry)
+              }))
+          ),
+          Effect.tapErrorCause((cause) => Effect.forEach(deferreds, (d) => Deferred.failCause(d, cause))),
+          Effect.ensuring(Effect.sync(() => {
+            keys.forEach((key, i) => {
+              coherence.end(loads[i]!)
+              if (background.get(key) === deferreds[i]) background.delete(key)
+              Deferred.unsafeDone(deferreds[i]!, Exit.interrupt(FiberId.none))
+            })
+          }))
+        )
+        return Effect.forkIn(run, jobScope)
+      })
+
+    const getManyWithOutcome = (
+      argsList: ReadonlyArray<Args>
+    ): Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | JobError | CacheKey.CacheKeyError> =>
+      Effect.flatMap(Effect.forEach(argsList, keyOf), (keys) =>
+        CacheControl.withCurrentMode((mode) => {
+          // bypass and forceRefresh: each call as `getWithOutcome` would make it
+          if (mode !== "default") {
+            return Effect.forEach(argsList, (args) => getWithOutcome(...args), { concurrency: "unbounded" })
+          }
+          return Effect.flatMap(
+            CacheStore.getManyOrMiss(store, keys, schema, annotations),
+            (cached): Effect.Effect<ReadonlyArray<Outcome.Outcome<A>>, E | JobError> => {
+              const at = now()
+              const answers: Array<Outcome.Outcome<A>> = new Array(keys.length)
+              // reads that wait or do I/O (stale, tagged, joined, per-key misses), run concurrently
+              const pendingAnswers: Array<readonly [number, Effect.Effect<Outcome.Outcome<A>, E | JobError>]> = []
+              // the misses to load, each key once (its first arguments), in one batch
+              const toLoad = new Map<string, Args>()
+              const fromBatch: Array<number> = []
+              keys.forEach((key, i) => {
+                const entry = cached[i]!
+                const args = argsList[i]!
+                const live = Option.isSome(entry) && at < entry.value.expiresAt
+                if (live && entry.value.tags === undefined && at < entry.value.staleAt) {
+                  // the common case, answered at once (unless refresh-ahead asks for a refresh)
+                  if (refreshAhead === undefined || at < TimePolicy.refreshAheadAt(entry.value, refreshAhead)) {
+                    answers[i] = served(entry.value, at, "hit")
+                    return
+                  }
+                }
+                if (live || fetchMany === undefined || !policy.fetchOnMiss) {
+                  pendingAnswers.push([
+                    i,
+                    Option.isSome(entry) && entry.value.tags !== undefined
+                      ? Effect.flatMap(tags.check(entry.value), (verdict) =>
+                        verdict === "valid"
+                          ? classify(key, args, entry)
+                          : onInvalidated(key, args, entry.value, verdict))
+                      : classify(key, args, live ? entry : Option.none())
+                  ])
+                  return
+                }
+                // a key already loading is joined, not fetched twice
+                if (FiberMap.unsafeHas(fetches, key) || background.has(key)) {
+                  pendingAnswers.push([
+                    i,
+                    CacheMetrics.traceCall(annotations, key, Effect.map(fetchShared(key, args, "miss"), fetched))
+                  ])
+                  return
+                }
+                if (!toLoad.has(key)) toLoad.set(key, args)
+                fromBatch.push(i)
+              })
+              const loadKeys = [...toLoad.keys()]
+              // the batch is registered (joinable) before anything else runs
+              const started = loadKeys.length === 0
+                ? Effect.succeed(undefined)
+                : loadBatch(loadKeys, [...toLoad.values()])
+              return Effect.flatMap(started, (fiber) => {
+                const batchAnswers = fiber === undefined
+                  ? Effect.void
+                  : Effect.map(Effect.flatten(Fiber.await(fiber)), (entries) => {
+                    const byKey = new Map(loadKeys.map((key, n) => [key, entries[n]!]))
+                    for (const i of fromBatch) answers[i] = fetched(byKey.get(keys[i]!)!)
+                  })
+                const others = Effect.forEach(pendingAnswers, ([i, answer]) =>
+                  Effect.map(answer, (outcome) => {
+                    answers[i] = outcome
+                  }), { concurrency: "unbounded", discard: true })
+                return Effect.as(
+                  pendingAnswers.length === 0
+                    ? batchAnswers
+                    : fiber === undefined
+                    ? others
+                    : Effect.all([batchAnswers, others], { concurrency: 2, discard: true }),
+                  answers
+                )
+              })
+            }
+          )
+        }))
+
     const job: Job.Job<Args, A, E> = {
+      getManyWithOutcome,
+      getMany: (argsList) =>
+        Effect.map(getManyWithOutcome(argsList), (outcomes) => outcomes.map((outcome) => outcome.value)),
       [TypeId]: TypeId,
       name,
       namespace,
       policy,
+      invalidateTag: (tag, tagOptions) => tags.invalidate(tag, tagOptions),
       key: (...args) => keyOf(args),
       getWithOutcome,
       get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),
@@ -887,7 +1086,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       peek: (...args) => Effect.flatMap(keyOf(args), (key) => store.get<A, any>(key, schema)),
       set: (args, value) =>
         Effect.flatMap(keyOf(args), (key) =>
-          Effect.flatMap(entryOf(value), (entry) => {
+          Effect.flatMap(entryOf(value, args), (entry) => {
             backoff.delete(key)
             negatives.delete(key)
             return overtaking({ _tag: "Key", key }, store.set(key, entry, schema))
