@@ -18,6 +18,7 @@ import * as os from "node:os"
 import { parseArgs } from "node:util"
 import * as Harness from "./harness.js"
 import { cacheFirstHit } from "./scenarios/cacheFirstHit.js"
+import { facadeHit } from "./scenarios/facadeHit.js"
 import { failoverHungUpstream } from "./scenarios/failoverHungUpstream.js"
 import { hotHit } from "./scenarios/hotHit.js"
 import { redisHit } from "./scenarios/redisHit.js"
@@ -28,6 +29,7 @@ import { tieredHit } from "./scenarios/tieredHit.js"
 const scenarios: ReadonlyArray<Harness.Scenario> = [
   hotHit,
   cacheFirstHit,
+  facadeHit,
   failoverHungUpstream,
   stampedeColdKey,
   stampedeManyKeys,

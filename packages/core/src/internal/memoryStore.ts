@@ -5,6 +5,7 @@ import { LRUCache } from "lru-cache"
 import type { CacheEntry } from "../CacheEntry.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import type * as CacheStore from "../CacheStore.js"
+import { type InProcess, InProcessId } from "../Facade.js"
 import { type PolicyError, positiveInteger } from "../PolicyError.js"
 import { leaseMillis, makeToken } from "./lease.js"
 
@@ -59,8 +60,21 @@ export const make = (
       leaseSweepAt = Math.max(1024, leases.size * 2)
     }
 
-    const store: CacheStore.CacheStore.Service = {
+    // The synchronous read of the Promise facade's hit path (Facade.inProcess): the same answer
+    // as `get`, without an Effect around it.
+    const inProcess: InProcess = {
+      peek: (key) => {
+        const entry = entries.get(key)
+        if (entry === undefined) return undefined
+        if (entry.expiresAt <= clock.unsafeCurrentTimeMillis()) return undefined
+        return entry
+      },
+      hit: counters.hit
+    }
+
+    const store: CacheStore.CacheStore.Service & { readonly [InProcessId]: InProcess } = {
       [TypeId]: TypeId,
+      [InProcessId]: inProcess,
       backend,
       get: <A>(key: string) =>
         Effect.sync((): Option.Option<CacheEntry<A>> => {
