@@ -22,6 +22,7 @@ import { facadeHit } from "./scenarios/facadeHit.js"
 import { failoverHungUpstream } from "./scenarios/failoverHungUpstream.js"
 import { hotHit } from "./scenarios/hotHit.js"
 import { redisHit } from "./scenarios/redisHit.js"
+import { staleBurst } from "./scenarios/staleBurst.js"
 import { staleRead } from "./scenarios/staleRead.js"
 import { stampedeColdKey, stampedeManyKeys } from "./scenarios/stampede.js"
 import { tieredHit } from "./scenarios/tieredHit.js"
@@ -34,6 +35,7 @@ const scenarios: ReadonlyArray<Harness.Scenario> = [
   stampedeColdKey,
   stampedeManyKeys,
   staleRead,
+  staleBurst,
   redisHit,
   tieredHit
 ]

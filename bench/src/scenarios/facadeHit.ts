@@ -12,7 +12,8 @@
  *
  * The in-fiber contenders read the same 10,000 keys inside one Effect fiber (`Harness.repeat`),
  * with effect's `Cache.get` as the reference (`× ref`): what a hit costs an Effect caller at a
- * working set larger than the key-digest memo.
+ * working set larger than the key-digest memo. The `key: String` variants take the argument as
+ * the key's id (no canonical encoding, no digest): what the rest of the read costs.
  *
  * @since 0.1.0
  */
@@ -77,15 +78,35 @@ class Countries
   extends Context.Tag("bench/facade-hit/Countries")<Countries, CacheFirst.CacheFirst<[id: number], User, never>>()
 {}
 
-const UsersLive = Layer.scoped(
-  Users,
-  Job.make({ name: "users", fetch: fetchUser, lifetime: Duration.days(1), timeToLive: Duration.days(2) })
-).pipe(Layer.provide(Layer.merge(CacheStore.layerMemoryWith({ capacity: 2 * workingSet }), RefreshQueue.layerFibers())))
+// `key: String`: the key's id is the argument itself, no canonical encoding or digest — what the
+// rest of the read costs
+const idKey = (byId: boolean) => byId ? { key: (id: number) => String(id) } : {}
 
-const CountriesLive = Layer.scoped(
-  Countries,
-  CacheFirst.make({ name: "users", lookup: fetchUser, timeToLive: Duration.days(1), capacity: 2 * workingSet })
-)
+const usersLive = (byId: boolean) =>
+  Layer.scoped(
+    Users,
+    Job.make({
+      name: "users",
+      fetch: fetchUser,
+      lifetime: Duration.days(1),
+      timeToLive: Duration.days(2),
+      ...idKey(byId)
+    })
+  ).pipe(
+    Layer.provide(Layer.merge(CacheStore.layerMemoryWith({ capacity: 2 * workingSet }), RefreshQueue.layerFibers()))
+  )
+
+const countriesLive = (byId: boolean) =>
+  Layer.scoped(
+    Countries,
+    CacheFirst.make({
+      name: "users",
+      lookup: fetchUser,
+      timeToLive: Duration.days(1),
+      capacity: 2 * workingSet,
+      ...idKey(byId)
+    })
+  )
 
 /** A managed runtime for the scenario's scope, disposed when it closes. */
 const managed = <R, E>(
@@ -96,20 +117,23 @@ const managed = <R, E>(
     (runtime) => Effect.promise(() => runtime.dispose())
   )
 
-/** A job (or cache-first function) over its runtime, every key loaded, as a facade. */
-const jobFacade = Effect.gen(function*() {
-  const runtime = yield* managed(UsersLive)
-  const getUser = Facade.make(runtime, Users)
-  yield* loadAll("Job facade", getUser, async (id) => (await getUser.withOutcome(id)).status === "hit")
-  return { runtime, getUser }
-})
+/** A job over its runtime, every key loaded, as a facade. */
+const jobFacade = (byId = false) =>
+  Effect.gen(function*() {
+    const runtime = yield* managed(usersLive(byId))
+    const getUser = Facade.make(runtime, Users)
+    yield* loadAll("Job facade", getUser, async (id) => (await getUser.withOutcome(id)).status === "hit")
+    return { runtime, getUser }
+  })
 
-const cacheFirstFacade = Effect.gen(function*() {
-  const runtime = yield* managed(CountriesLive)
-  const getUser = Facade.make(runtime, Countries)
-  yield* loadAll("CacheFirst facade", getUser, async (id) => (await getUser.withOutcome(id)).status === "hit")
-  return { runtime, getUser }
-})
+/** A cache-first function over its runtime, every key loaded, as a facade. */
+const cacheFirstFacade = (byId = false) =>
+  Effect.gen(function*() {
+    const runtime = yield* managed(countriesLive(byId))
+    const getUser = Facade.make(runtime, Countries)
+    yield* loadAll("CacheFirst facade", getUser, async (id) => (await getUser.withOutcome(id)).status === "hit")
+    return { runtime, getUser }
+  })
 
 /**
  * @since 0.1.0
@@ -139,18 +163,26 @@ export const facadeHit: Harness.ThroughputScenario = Harness.throughput({
     {
       name: "stalewise Facade(Job)",
       target: 0.5,
-      setup: (reads) => Effect.map(jobFacade, ({ getUser }) => promiseLoop(reads, getUser))
+      setup: (reads) => Effect.map(jobFacade(), ({ getUser }) => promiseLoop(reads, getUser))
+    },
+    {
+      name: "stalewise Facade(Job), key: String",
+      setup: (reads) => Effect.map(jobFacade(true), ({ getUser }) => promiseLoop(reads, getUser))
     },
     {
       name: "stalewise Facade(CacheFirst)",
       target: 0.5,
-      setup: (reads) => Effect.map(cacheFirstFacade, ({ getUser }) => promiseLoop(reads, getUser))
+      setup: (reads) => Effect.map(cacheFirstFacade(), ({ getUser }) => promiseLoop(reads, getUser))
+    },
+    {
+      name: "stalewise Facade(CacheFirst), key: String",
+      setup: (reads) => Effect.map(cacheFirstFacade(true), ({ getUser }) => promiseLoop(reads, getUser))
     },
     {
       // the way a Promise caller reached a job before the facade: one runPromise per read
       name: "stalewise Job.get via runtime.runPromise",
       setup: (reads) =>
-        Effect.map(jobFacade, ({ runtime }) => {
+        Effect.map(jobFacade(), ({ runtime }) => {
           const users = runtime.runSync(Users)
           return promiseLoop(reads, (id) => runtime.runPromise(users.get(id)))
         })
@@ -229,7 +261,7 @@ export const facadeHit: Harness.ThroughputScenario = Harness.throughput({
     {
       name: "stalewise Job.get in a fiber",
       setup: (reads) =>
-        Effect.map(jobFacade, ({ runtime }) => {
+        Effect.map(jobFacade(), ({ runtime }) => {
           const users = runtime.runSync(Users)
           return fiberLoop(reads, (id) => users.get(id))
         })
@@ -237,7 +269,7 @@ export const facadeHit: Harness.ThroughputScenario = Harness.throughput({
     {
       name: "stalewise CacheFirst.get in a fiber",
       setup: (reads) =>
-        Effect.map(cacheFirstFacade, ({ runtime }) => {
+        Effect.map(cacheFirstFacade(), ({ runtime }) => {
           const countries = runtime.runSync(Countries)
           return fiberLoop(reads, (id) => countries.get(id))
         })

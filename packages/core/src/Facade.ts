@@ -55,7 +55,9 @@ export type Pass = typeof pass
  * at once — the value, or its outcome when `outcome` is true — doing the accounting the Effect
  * path does (metrics, recency). Any other case (a miss, an expired value, an invalid argument, a
  * closed scope, a read that must wait) answers {@link pass}, having changed nothing. `fork` runs
- * an Effect on the caller's runtime without waiting for it (a refresh request).
+ * an Effect on the caller's runtime without waiting for it (a refresh request), on the runtime's
+ * scheduler, after the call returns: whatever must be claimed at once (so that concurrent
+ * callers do not fork the same work) the fast path claims before it forks.
  *
  * @since 0.1.0
  * @category models
@@ -154,8 +156,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, ER, E2 = never>(
       if (Exit.isFailure(exit)) resolving = undefined // a failed build may be retried
       return use(settle(exit))
     })
+  // Started on the runtime's scheduler, not in the caller's call: the strategy has claimed the
+  // work synchronously (concurrent callers see the claim), so none of them pays for starting it.
   const fork = (effect: Effect.Effect<unknown>): void => {
-    runtime.runFork(effect)
+    runtime.runFork(effect, { immediate: false })
   }
 
   const slow = <X>(read: (readable: Readable<Args, A, E>) => Effect.Effect<X, E>): Promise<X> =>
