@@ -21,7 +21,7 @@ import { cacheFirstHit } from "./scenarios/cacheFirstHit.js"
 import { facadeHit } from "./scenarios/facadeHit.js"
 import { failoverHungUpstream } from "./scenarios/failoverHungUpstream.js"
 import { hotHit } from "./scenarios/hotHit.js"
-import { redisHit } from "./scenarios/redisHit.js"
+import { redisHit, redisHitSequential } from "./scenarios/redisHit.js"
 import { staleBurst } from "./scenarios/staleBurst.js"
 import { staleRead } from "./scenarios/staleRead.js"
 import { stampedeColdKey, stampedeManyKeys } from "./scenarios/stampede.js"
@@ -37,6 +37,7 @@ const scenarios: ReadonlyArray<Harness.Scenario> = [
   staleRead,
   staleBurst,
   redisHit,
+  redisHitSequential,
   tieredHit
 ]
 
