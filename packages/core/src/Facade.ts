@@ -20,7 +20,6 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Predicate from "effect/Predicate"
 import * as Runtime from "effect/Runtime"
 import type { CacheEntry } from "./CacheEntry.js"
 import type * as CacheStore from "./CacheStore.js"
@@ -185,37 +184,44 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, ER, E2 = never>(
 }
 
 /**
- * The synchronous view of a store's in-process tier, for strategy authors: a store that holds
- * live entries in process (the memory store) exposes it under {@link InProcessId}, and a
- * strategy's {@link FastPath} reads through it.
+ * The synchronous view of a store's in-process tier, for strategy and store authors: a store that
+ * holds live entries in process (the memory store) registers one with {@link registerInProcess},
+ * and a strategy's {@link FastPath} reads through it.
  *
  * @since 0.1.0
  * @category models
  */
 export interface InProcess {
   /**
-   * The live entry at `key`, as the store's `get` would answer (an expired one is dropped), or
-   * `undefined`. Counts nothing: call `hit` when the entry is served.
+   * The live entry at `key`, as the store's `get` would answer (an expired one is not returned),
+   * or `undefined`. Counts nothing: call `hit` when the entry is served.
    */
   readonly peek: (key: string) => CacheEntry<unknown> | undefined
   /** Counts a hit in the store's metrics, as its `get` does. */
   readonly hit: () => void
 }
 
-/**
- * The symbol under which a store keeps its {@link InProcess} view.
- *
- * @since 0.1.0
- * @category symbols
- */
-export const InProcessId: unique symbol = Symbol.for("@stalewise/core/Facade/InProcess")
+// Kept apart from the store object: a wrapper that copies a store's members (`{ ...store, get }`)
+// must not inherit a view that reads around its own `get`.
+const inProcessViews = new WeakMap<CacheStore.CacheStore.Service, InProcess>()
 
 /**
- * The synchronous in-process view of `store`, when it has one (the memory store does; stores
- * that read over a network do not).
+ * Registers the in-process view of `store`: from then on {@link inProcess} returns it for this
+ * very object (not for copies or wrappers of it).
  *
  * @since 0.1.0
  * @category utils
  */
-export const inProcess = (store: CacheStore.CacheStore.Service): InProcess | undefined =>
-  Predicate.hasProperty(store, InProcessId) ? store[InProcessId] as InProcess : undefined
+export const registerInProcess = <S extends CacheStore.CacheStore.Service>(store: S, view: InProcess): S => {
+  inProcessViews.set(store, view)
+  return store
+}
+
+/**
+ * The synchronous in-process view of `store`, when it registered one (the memory store does;
+ * stores that read over a network, and wrappers of other stores, do not).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const inProcess = (store: CacheStore.CacheStore.Service): InProcess | undefined => inProcessViews.get(store)

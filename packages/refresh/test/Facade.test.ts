@@ -176,6 +176,40 @@ describe("Facade over a Job", () => {
     await t.getUser.withOutcome("bob").then(() => assert.fail("resolved"), () => undefined)
   })
 
+  it("over a copy of the memory store (a wrapper), every read goes through the wrapper's get", async () => {
+    let reads = 0
+    const WrappedStore = Layer.effect(
+      CacheStore.CacheStore,
+      Effect.map(CacheStore.makeMemory(), (store): CacheStore.CacheStore.Service => ({
+        ...store,
+        get: (key, schema) => {
+          reads++
+          return store.get(key, schema)
+        }
+      }))
+    ).pipe(Layer.orDie)
+    const runtime = ManagedRuntime.make(
+      Layer.scoped(
+        Users,
+        Job.make({
+          name: "wrapped",
+          fetch: (id: string): Effect.Effect<string, Boom> => Effect.succeed(id),
+          lifetime: "1 hour"
+        })
+      )
+        .pipe(Layer.provide(Layer.merge(WrappedStore, RefreshQueue.layerFibers())))
+    )
+    try {
+      const getUser = Facade.make(runtime, Users)
+      await getUser("ada")
+      const before = reads
+      assert.deepStrictEqual((await getUser.withOutcome("ada")).status, "hit")
+      assert.strictEqual(reads, before + 1)
+    } finally {
+      await runtime.dispose()
+    }
+  })
+
   it("a strategy given as it is, over a runtime already built", async () => {
     const t = setup()
     try {

@@ -5,7 +5,7 @@ import { LRUCache } from "lru-cache"
 import type { CacheEntry } from "../CacheEntry.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import type * as CacheStore from "../CacheStore.js"
-import { type InProcess, InProcessId } from "../Facade.js"
+import { type InProcess, registerInProcess } from "../Facade.js"
 import { type PolicyError, positiveInteger } from "../PolicyError.js"
 import { leaseMillis, makeToken } from "./lease.js"
 
@@ -72,9 +72,8 @@ export const make = (
       hit: counters.hit
     }
 
-    const store: CacheStore.CacheStore.Service & { readonly [InProcessId]: InProcess } = {
+    const store: CacheStore.CacheStore.Service = {
       [TypeId]: TypeId,
-      [InProcessId]: inProcess,
       backend,
       get: <A>(key: string) =>
         Effect.sync((): Option.Option<CacheEntry<A>> => {
@@ -134,7 +133,7 @@ export const make = (
           return held.expiresAt > clock.unsafeCurrentTimeMillis()
         })
     }
-    return store
+    return registerInProcess(store, inProcess)
   })
 
 /**
