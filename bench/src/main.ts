@@ -18,10 +18,12 @@ import * as os from "node:os"
 import { parseArgs } from "node:util"
 import * as Harness from "./harness.js"
 import { cacheFirstHit } from "./scenarios/cacheFirstHit.js"
+import { facadeHit } from "./scenarios/facadeHit.js"
 import { failoverHungUpstream } from "./scenarios/failoverHungUpstream.js"
 import { getMany, getManyRedis } from "./scenarios/getMany.js"
 import { hotHit } from "./scenarios/hotHit.js"
-import { redisHit } from "./scenarios/redisHit.js"
+import { redisHit, redisHitSequential } from "./scenarios/redisHit.js"
+import { staleBurst } from "./scenarios/staleBurst.js"
 import { staleRead } from "./scenarios/staleRead.js"
 import { stampedeColdKey, stampedeManyKeys } from "./scenarios/stampede.js"
 import { tieredHit } from "./scenarios/tieredHit.js"
@@ -29,11 +31,14 @@ import { tieredHit } from "./scenarios/tieredHit.js"
 const scenarios: ReadonlyArray<Harness.Scenario> = [
   hotHit,
   cacheFirstHit,
+  facadeHit,
   failoverHungUpstream,
   stampedeColdKey,
   stampedeManyKeys,
   staleRead,
+  staleBurst,
   redisHit,
+  redisHitSequential,
   tieredHit,
   getMany,
   getManyRedis

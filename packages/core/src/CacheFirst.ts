@@ -19,7 +19,7 @@ import * as Hash from "effect/Hash"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as CacheControl from "./CacheControl.js"
 import * as CacheEntry from "./CacheEntry.js"
 import * as CacheKey from "./CacheKey.js"
@@ -27,6 +27,7 @@ import * as CacheMetrics from "./CacheMetrics.js"
 import { CacheStore, type CacheStoreError, getManyOrMiss, setOrWarn, withLease } from "./CacheStore.js"
 import * as CacheTags from "./CacheTags.js"
 import * as Coherence from "./Coherence.js"
+import * as Facade from "./Facade.js"
 import { preload } from "./internal/preload.js"
 import * as internal from "./internal/strategy.js"
 import type * as InvalidationBus from "./InvalidationBus.js"
@@ -197,6 +198,11 @@ const leaseDuration = Duration.minutes(1)
 
 /** A lookup request: the key decides equality, the arguments travel along for the upstream. */
 class Request<Args> implements Equal.Equal {
+  /**
+   * The entry the Cache holds for this request's key while it is the key's entry in `recency`:
+   * what the Promise facade's synchronous hit path reads.
+   */
+  entry: CacheEntry.CacheEntry<unknown> | undefined = undefined
   constructor(readonly key: string, readonly args: Args) {}
   [Equal.symbol](that: unknown): boolean {
     return that instanceof Request && that.key === this.key
@@ -307,6 +313,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const isNegative = options.negative?.when
     const namespace = options.namespace ?? strategy
     const deriveKey = yield* internal.keyDeriver(namespace, options.name, options.key)
+    const deriveKeyNow = yield* internal.syncKeyDeriver(namespace, options.name, options.key)
     const schema = options.schema
     const annotations: CacheMetrics.Annotations = { strategy, namespace, name: options.name }
     const count = CacheMetrics.makeOutcomeCounter(annotations)
@@ -452,7 +459,10 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     ): Effect.Effect<void> => {
       if (started.abandoned) return Effect.void
       loading.delete(request.key)
-      if (Exit.isSuccess(exit)) return touch(request)
+      if (Exit.isSuccess(exit)) {
+        request.entry = exit.value
+        return touch(request)
+      }
       const error = Cause.failureOption(exit.cause)
       if (isNegative !== undefined && Option.isSome(error) && isNegative(error.value)) {
         negatives.set(request.key, { error: error.value, expiresAt: now() + negativeMillis })
@@ -659,6 +669,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       invalidated: boolean
     ): Effect.Effect<Outcome.Outcome<A>, E> => {
       count("hit")
+      request.entry = entry
       recency.delete(key)
       recency.set(key, request)
       const outcome = internal.fromEntry(entry, at, "hit")
@@ -673,6 +684,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       const request = new Request(key, args)
       return Effect.tap(tracked(key, (load) => fetch(request, load)), (entry) =>
         Effect.suspend(() => {
+          request.entry = entry
           negatives.delete(key)
           return Effect.zipRight(cache.set(request, entry), touch(request))
         }))
@@ -917,6 +929,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         Effect.flatMap(deriveKey(args), (key) =>
           Effect.flatMap(entryOf(args, value), (entry) => {
             const request = new Request(key, args)
+            request.entry = entry
             negatives.delete(key)
             // loads of the key in flight must not overwrite it; the other instances drop theirs
             coherence.overtake({ _tag: "Key", key })
@@ -935,5 +948,27 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       invalidateAll: invalidateTarget({ _tag: "Prefix", prefix: functionPrefix }),
       invalidateTag: (tag, tagOptions) => tags.invalidate(tag, tagOptions)
     }
-    return yield* ScopeGuard.guard(scope, "CacheFirst", options.name, self)
+    // The Promise facade's hit path: the entry the Cache holds, read through `recency` without
+    // an Effect; anything but an unexpired hit runs through the runtime.
+    let closed = false
+    yield* Scope.addFinalizer(scope, Effect.sync(() => closed = true))
+    const fastPath: Facade.FastPath<Args, A> = (args, outcome) => {
+      if (closed || traceHits) return Facade.pass
+      const key = deriveKeyNow(args)
+      if (key._tag === "Left") return Facade.pass
+      const request = recency.get(key.right)
+      const entry = request?.entry as CacheEntry.CacheEntry<A> | undefined
+      if (entry === undefined) return Facade.pass
+      const at = now()
+      if (CacheEntry.isExpired(entry, at) || overtaken.has(entry) || loading.has(key.right)) return Facade.pass
+      // tags are checked, and refreshes ahead started, through the Effect path
+      if (entry.tags !== undefined) return Facade.pass
+      if (refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)) return Facade.pass
+      count("hit")
+      recency.delete(key.right)
+      recency.set(key.right, request!)
+      return outcome ? internal.fromEntry(entry, at, "hit") : entry.value
+    }
+    const guarded = yield* ScopeGuard.guard(scope, "CacheFirst", options.name, self)
+    return Object.assign(guarded, { [Facade.FastPathId]: fastPath })
   })

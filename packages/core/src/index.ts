@@ -137,6 +137,26 @@ export * as Diagnostics from "./Diagnostics.js"
 export * as EntryCodec from "./EntryCodec.js"
 
 /**
+ * Promise callers: a Job, a CacheFirst or a Failover as `(...args) => Promise<A>`, run over a
+ * `ManagedRuntime` — for code that is not written in Effect (a route handler, a GraphQL
+ * resolver, a queue consumer).
+ *
+ * A hit held in process answers without starting a fiber: the strategy looks its key up
+ * synchronously (the same key as its Effect methods derive) and the promise resolves with the
+ * value. A stale value a job holds in process is served the same way, its refresh requested
+ * behind the caller's back (once per key, like the Effect path). Everything else — misses,
+ * stores that live elsewhere (Redis), refreshes that must run in the call, every Failover call —
+ * runs the strategy's own Effect method on the runtime, with every rule intact: one upstream call
+ * per key for all concurrent callers, leases, outcomes.
+ *
+ * A failure rejects the promise with the typed error itself (`CacheKeyError`, the upstream's own
+ * error, `RequestTimeoutError`, …), not a wrapper; a defect rejects with the defect.
+ *
+ * @since 0.1.0
+ */
+export * as Facade from "./Facade.js"
+
+/**
  * Failover (nameko-cachetools' `CachedRpcProxy`, done properly): always ask the upstream, store
  * every success, and when the upstream fails or is slower than `timeout`, serve the last good
  * value instead — saying so in the outcome. Built on `Effect.timeout`.

@@ -44,6 +44,13 @@ export interface Options {
    * `CacheMetrics.storeWritesDropped`. `0` makes them wait for Redis like `set`. Default 1,000.
    */
   readonly backgroundWrites?: number | undefined
+  /**
+   * Whether reads issued at the same moment share a round trip: the GETs of concurrent callers
+   * (those issued while the current microtasks run) leave together as one pipeline, each keeping
+   * its own answer or error. A lone read is a plain GET. Default true; `false` sends each GET on
+   * its own.
+   */
+  readonly batchReads?: boolean | undefined
 }
 
 /**
@@ -206,9 +213,9 @@ export const layerConfig = (
   Layer.scoped(CacheStore.CacheStore, Effect.flatMap(Config.unwrap(config), scoped))
 
 const scoped = (options: LayerOptions) => {
-  const { backgroundWrites, keyPrefix, scanCount, ...connection } = options
+  const { backgroundWrites, batchReads, keyPrefix, scanCount, ...connection } = options
   return Effect.flatMap(
     RedisClient.make({ ...clientDefaults, ...connection }),
-    (redis) => internal.make(redis, { backgroundWrites, keyPrefix, scanCount })
+    (redis) => internal.make(redis, { backgroundWrites, batchReads, keyPrefix, scanCount })
   )
 }

@@ -380,6 +380,7 @@ export const layerConfig = (
 const scoped = (options: LayerOptions) => {
   const {
     backgroundWrites,
+    batchReads,
     channel,
     keyPrefix,
     maxResubscribeDelay,
@@ -400,7 +401,7 @@ const scoped = (options: LayerOptions) => {
         }),
         (bus) =>
           Effect.provideService(
-            make({ backgroundWrites, keyPrefix, memory, memoryTimeToLive, scanCount }),
+            make({ backgroundWrites, batchReads, keyPrefix, memory, memoryTimeToLive, scanCount }),
             InvalidationBus.InvalidationBus,
             bus
           )

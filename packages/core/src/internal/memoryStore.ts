@@ -5,6 +5,7 @@ import { LRUCache } from "lru-cache"
 import type { CacheEntry } from "../CacheEntry.js"
 import * as CacheMetrics from "../CacheMetrics.js"
 import type * as CacheStore from "../CacheStore.js"
+import { type InProcess, registerInProcess } from "../Facade.js"
 import { type PolicyError, positiveInteger } from "../PolicyError.js"
 import { leaseMillis, makeToken } from "./lease.js"
 
@@ -57,6 +58,18 @@ export const make = (
         if (lease.expiresAt <= now) leases.delete(key)
       }
       leaseSweepAt = Math.max(1024, leases.size * 2)
+    }
+
+    // The synchronous read of the Promise facade's hit path (Facade.inProcess): the same answer
+    // as `get`, without an Effect around it.
+    const inProcess: InProcess = {
+      peek: (key) => {
+        const entry = entries.get(key)
+        if (entry === undefined) return undefined
+        if (entry.expiresAt <= clock.unsafeCurrentTimeMillis()) return undefined
+        return entry
+      },
+      hit: counters.hit
     }
 
     const store: CacheStore.CacheStore.Service = {
@@ -135,7 +148,7 @@ export const make = (
           return held.expiresAt > clock.unsafeCurrentTimeMillis()
         })
     }
-    return store
+    return registerInProcess(store, inProcess)
   })
 
 /**

@@ -23,18 +23,31 @@ export const keyDeriver = <Args extends ReadonlyArray<unknown>>(
   namespace: string,
   name: string,
   key: ((...args: Args) => string) | undefined
-): Either.Either<(args: Args) => Effect.Effect<string, CacheKey.CacheKeyError>, PolicyError> => {
+): Either.Either<(args: Args) => Effect.Effect<string, CacheKey.CacheKeyError>, PolicyError> =>
+  Either.map(syncKeyDeriver(namespace, name, key), (derive) => (args: Args) => Effect.suspend(() => derive(args)))
+
+/**
+ * {@link keyDeriver} without the Effect: the same keys, derived at once (the Promise facade's
+ * synchronous hit path).
+ *
+ * @internal
+ */
+export const syncKeyDeriver = <Args extends ReadonlyArray<unknown>>(
+  namespace: string,
+  name: string,
+  key: ((...args: Args) => string) | undefined
+): Either.Either<(args: Args) => Either.Either<string, CacheKey.CacheKeyError>, PolicyError> => {
   const invalid = (error: CacheKey.CacheKeyError) =>
     new PolicyError({ reason: "InvalidValue", option: error.path, detail: error.message })
   if (key === undefined) {
     return Either.map(
       Either.mapLeft(CacheKey.deriver(namespace, name), invalid),
-      (fromArgs) => (args: Args) => Effect.suspend(() => fromArgs(args))
+      (fromArgs) => (args: Args) => fromArgs(args)
     )
   }
   return Either.map(
     Either.mapLeft(CacheKey.idDeriver(namespace, name), invalid),
-    (fromId) => (args: Args) => Effect.suspend(() => Either.flatMap(CacheKey.attempt(() => key(...args)), fromId))
+    (fromId) => (args: Args) => Either.flatMap(CacheKey.attempt(() => key(...args)), fromId)
   )
 }
 

@@ -17,6 +17,7 @@ import type * as Schema from "effect/Schema"
 import type { ChainableCommander, Cluster, Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as RedisClient from "../RedisClient.js"
+import * as ReadBatcher from "./readBatcher.js"
 import * as Script from "./script.js"
 
 const backend = "redis"
@@ -31,6 +32,7 @@ export interface Options {
   readonly keyPrefix?: string | undefined
   readonly scanCount?: number | undefined
   readonly backgroundWrites?: number | undefined
+  readonly batchReads?: boolean | undefined
 }
 
 /**
@@ -161,6 +163,13 @@ export const make = (
       })
     }
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // Concurrent reads share round trips (a pipeline per tick), unless `batchReads: false`.
+    // (Not on a cluster: a pipeline there must keep to one slot; ioredis routes each GET.)
+    const batched = options.batchReads === false || RedisClient.isCluster(redis.client)
+      ? undefined
+      : ReadBatcher.make(redis.client)
+    const readEntry = (client: RedisClient.Connection, key: string): Promise<string | null> =>
+      batched === undefined ? client.get(key) : batched(key)
     // The store's time source is the Clock present when it is built (TestClock in tests).
     const clock = yield* Effect.clock
     const counters = CacheMetrics.makeStoreCounters(backend)
@@ -329,7 +338,7 @@ export const make = (
           return Effect.succeed(Option.some(own.entry as CacheEntry.CacheEntry<A>))
         }
         return Effect.flatMap(
-          Effect.mapError(redis.use("get", (client) => client.get(keys.entry(key))), (error) => {
+          Effect.mapError(redis.use("get", (client) => readEntry(client, keys.entry(key))), (error) => {
             counters.error()
             return toStoreError("get")(error)
           }),

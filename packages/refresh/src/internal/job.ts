@@ -9,6 +9,7 @@ import {
   CacheTags,
   Coherence,
   Diagnostics,
+  Facade,
   Outcome,
   PolicyError,
   ScopeGuard,
@@ -151,14 +152,13 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const keyId = options.key
     const prepareArgs = options.prepareArgs
     // Derived when the caller's Effect runs; a `key` or `prepareArgs` that throws is a CacheKeyError.
-    const keyOf = (args: Args): Effect.Effect<string, CacheKey.CacheKeyError> =>
-      Effect.suspend(() =>
-        keyId !== undefined
-          ? Either.flatMap(CacheKey.attempt(() => keyId(...args)), fromId)
-          : prepareArgs !== undefined
-          ? Either.flatMap(CacheKey.attempt(() => prepareArgs(...args)), fromArgs)
-          : fromArgs(args)
-      )
+    const keyNow = (args: Args): Either.Either<string, CacheKey.CacheKeyError> =>
+      keyId !== undefined
+        ? Either.flatMap(CacheKey.attempt(() => keyId(...args)), fromId)
+        : prepareArgs !== undefined
+        ? Either.flatMap(CacheKey.attempt(() => prepareArgs(...args)), fromArgs)
+        : fromArgs(args)
+    const keyOf = (args: Args): Effect.Effect<string, CacheKey.CacheKeyError> => Effect.suspend(() => keyNow(args))
 
     const tagsOption = options.tags
     const entryOf = (value: A, args: Args): Effect.Effect<CacheEntry.CacheEntry<A>> => {
@@ -1114,7 +1114,45 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         store.deletePrefix(CacheKey.prefix(namespace, name))
       )
     }
-    return yield* ScopeGuard.guard(yield* Effect.scope, "Job", name, job)
+
+    // The Promise facade's synchronous read (Facade.FastPath), over a store with an in-process
+    // tier (the memory store): a hit, or a stale value served at once with its refresh requested
+    // as `onStale` does — the claim (`markPending`) made here, synchronously, so that concurrent
+    // callers request one refresh; the lease and the queue in a fiber of the caller's runtime.
+    // Everything else (misses, a refresh past `syncRefreshAfter`) runs through the runtime.
+    const tier = Facade.inProcess(store)
+    const fastPath: Facade.FastPath<Args, A> | undefined = tier === undefined ? undefined : (args, outcome, fork) => {
+      if (closed) return Facade.pass
+      const derived = keyNow(args)
+      if (derived._tag === "Left") return Facade.pass
+      const key = derived.right
+      const entry = tier.peek(key) as CacheEntry.CacheEntry<A> | undefined
+      if (entry === undefined) return Facade.pass
+      const at = now()
+      if (at >= entry.expiresAt) return Facade.pass
+      if (at >= entry.staleAt) {
+        if (
+          syncRefreshAfterMillis !== undefined && at - entry.createdAt >= syncRefreshAfterMillis &&
+          !(policy.staleIfError && backingOff(key, at))
+        ) return Facade.pass
+        if (needNoRequest(key, at, false, entry)) {
+          metrics.countRefresh(name, "skipped")
+        } else {
+          markPending(key, entry, at)
+          fork(takeLeaseAndOffer(key, args, { force: false, seen: entry }, at))
+        }
+        tier.hit()
+        if (outcome) return served(entry, at, "stale")
+        countOutcome("stale")
+        return entry.value
+      }
+      tier.hit()
+      if (outcome) return served(entry, at, "hit")
+      countOutcome("hit")
+      return entry.value
+    }
+    const guarded = yield* ScopeGuard.guard(yield* Effect.scope, "Job", name, job)
+    return fastPath === undefined ? guarded : Object.assign(guarded, { [Facade.FastPathId]: fastPath })
   })
 
 /** @internal */

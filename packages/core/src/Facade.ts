@@ -1,0 +1,227 @@
+/**
+ * Promise callers: a Job, a CacheFirst or a Failover as `(...args) => Promise<A>`, run over a
+ * `ManagedRuntime` — for code that is not written in Effect (a route handler, a GraphQL
+ * resolver, a queue consumer).
+ *
+ * A hit held in process answers without starting a fiber: the strategy looks its key up
+ * synchronously (the same key as its Effect methods derive) and the promise resolves with the
+ * value. A stale value a job holds in process is served the same way, its refresh requested
+ * behind the caller's back (once per key, like the Effect path). Everything else — misses,
+ * stores that live elsewhere (Redis), refreshes that must run in the call, every Failover call —
+ * runs the strategy's own Effect method on the runtime, with every rule intact: one upstream call
+ * per key for all concurrent callers, leases, outcomes.
+ *
+ * A failure rejects the promise with the typed error itself (`CacheKeyError`, the upstream's own
+ * error, `RequestTimeoutError`, …), not a wrapper; a defect rejects with the defect.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Runtime from "effect/Runtime"
+import type { CacheEntry } from "./CacheEntry.js"
+import type * as CacheStore from "./CacheStore.js"
+import type * as Outcome from "./Outcome.js"
+
+/**
+ * The symbol under which a strategy keeps its {@link FastPath}.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const FastPathId: unique symbol = Symbol.for("@stalewise/core/Facade/FastPath")
+
+/**
+ * What a {@link FastPath} answers when it cannot answer synchronously: the call runs through
+ * the runtime instead.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const pass: unique symbol = Symbol.for("@stalewise/core/Facade/pass")
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type Pass = typeof pass
+
+/**
+ * A strategy's synchronous read, for strategy authors: derives the key of `args` exactly as the
+ * strategy's Effect methods do, and answers when the value is held in process and may be served
+ * at once — the value, or its outcome when `outcome` is true — doing the accounting the Effect
+ * path does (metrics, recency). Any other case (a miss, an expired value, an invalid argument, a
+ * closed scope, a read that must wait) answers {@link pass}, having changed nothing. `fork` runs
+ * an Effect on the caller's runtime without waiting for it (a refresh request), on the runtime's
+ * scheduler, after the call returns: whatever must be claimed at once (so that concurrent
+ * callers do not fork the same work) the fast path claims before it forks.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FastPath<in Args extends ReadonlyArray<any>, out A> = (
+  args: Args,
+  outcome: boolean,
+  fork: (effect: Effect.Effect<unknown>) => void
+) => A | Outcome.Outcome<A> | Pass
+
+/**
+ * What a facade can read: any strategy with `get` and `getWithOutcome` (a Job, a CacheFirst, a
+ * Failover, or your own), and its {@link FastPath} when it has one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Readable<in out Args extends ReadonlyArray<any>, in out A, out E> {
+  readonly get: (...args: Args) => Effect.Effect<A, E>
+  readonly getWithOutcome: (...args: Args) => Effect.Effect<Outcome.Outcome<A>, E>
+  readonly [FastPathId]?: FastPath<Args, A> | undefined
+}
+
+/**
+ * A strategy's reads as promises. Call it as the strategy's `get`; `withOutcome` is its
+ * `getWithOutcome`. Promises reject with the strategy's typed errors themselves (or the
+ * runtime's, when its layer failed to build); defects reject with the defect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Facade<in out Args extends ReadonlyArray<any>, in out A> {
+  (...args: Args): Promise<A>
+  /** The value with its outcome (`hit`, `stale`, `miss`, …), as `getWithOutcome`. */
+  readonly withOutcome: (...args: Args) => Promise<Outcome.Outcome<A>>
+}
+
+const settle = <A>(exit: Exit.Exit<A, unknown>): A => {
+  if (Exit.isSuccess(exit)) return exit.value
+  const failure = Cause.failureOption(exit.cause)
+  // the typed error itself, as callers catch it
+  if (failure._tag === "Some") throw failure.value
+  // a defect that is an Error (ScopeClosedError, say) as it is; anything else as runPromise
+  // would reject (a FiberFailure, an Error with the cause in its message)
+  const defect = Cause.squash(exit.cause)
+  throw defect instanceof Error ? defect : Runtime.makeFiberFailure(exit.cause)
+}
+
+/**
+ * Wraps a strategy in promises over `runtime`. The strategy is given as it is, or as an Effect
+ * that yields it on the runtime — typically the `Context.Tag` of a service whose layer builds it:
+ * the runtime then builds the layer on the first call, and the strategy lives as long as the
+ * runtime (its scope closes on `runtime.dispose()`, after which calls reject).
+ *
+ * @example
+ * ```ts
+ * import { CacheStore, Facade } from "@stalewise/core"
+ * import { Job, RefreshQueue } from "@stalewise/refresh"
+ * import { Context, Effect, Layer, ManagedRuntime } from "effect"
+ *
+ * class Users extends Context.Tag("Users")<Users, Job.Job<[id: number], { readonly name: string }, never>>() {}
+ *
+ * const UsersLive = Layer.scoped(
+ *   Users,
+ *   Job.make({ name: "users", lifetime: "5 minutes", fetch: (id: number) => Effect.succeed({ name: `user ${id}` }) })
+ * ).pipe(Layer.provide(Layer.merge(CacheStore.layerMemory, RefreshQueue.layerFibers())))
+ *
+ * const runtime = ManagedRuntime.make(UsersLive)
+ * const getUser = Facade.make(runtime, Users)
+ *
+ * export const handler = async (id: number) => {
+ *   const user = await getUser(id) // a hit answers without starting a fiber
+ *   const { status } = await getUser.withOutcome(id) // "hit"
+ *   return { ...user, status }
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <Args extends ReadonlyArray<any>, A, E, R, ER, E2 = never>(
+  runtime: ManagedRuntime.ManagedRuntime<R, ER>,
+  strategy: Readable<Args, A, E> | Effect.Effect<Readable<Args, A, E>, E2, R>
+): Facade<Args, A> => {
+  let resolved: Readable<Args, A, E> | undefined
+  let resolving: Promise<Readable<Args, A, E>> | undefined
+  let fast: FastPath<Args, A> | undefined
+  const use = (readable: Readable<Args, A, E>) => {
+    resolved = readable
+    fast = readable[FastPathId]
+    return readable
+  }
+  if (!Effect.isEffect(strategy)) use(strategy)
+  const resolve = (): Promise<Readable<Args, A, E>> =>
+    resolving ??= runtime.runPromiseExit(strategy as Effect.Effect<Readable<Args, A, E>, E2, R>).then((exit) => {
+      if (Exit.isFailure(exit)) resolving = undefined // a failed build may be retried
+      return use(settle(exit))
+    })
+  // Started on the runtime's scheduler, not in the caller's call: the strategy has claimed the
+  // work synchronously (concurrent callers see the claim), so none of them pays for starting it.
+  const fork = (effect: Effect.Effect<unknown>): void => {
+    runtime.runFork(effect, { immediate: false })
+  }
+
+  const slow = <X>(read: (readable: Readable<Args, A, E>) => Effect.Effect<X, E>): Promise<X> =>
+    resolved === undefined
+      ? resolve().then((readable) => runtime.runPromiseExit(read(readable))).then(settle)
+      : runtime.runPromiseExit(read(resolved)).then(settle)
+
+  const get = (...args: Args): Promise<A> => {
+    if (fast !== undefined) {
+      const answer = fast(args, false, fork)
+      if (answer !== pass) return Promise.resolve(answer as A)
+    }
+    return slow((readable) => readable.get(...args))
+  }
+  const withOutcome = (...args: Args): Promise<Outcome.Outcome<A>> => {
+    if (fast !== undefined) {
+      const answer = fast(args, true, fork)
+      if (answer !== pass) return Promise.resolve(answer as Outcome.Outcome<A>)
+    }
+    return slow((readable) => readable.getWithOutcome(...args))
+  }
+  return Object.assign(get, { withOutcome })
+}
+
+/**
+ * The synchronous view of a store's in-process tier, for strategy and store authors: a store that
+ * holds live entries in process (the memory store) registers one with {@link registerInProcess},
+ * and a strategy's {@link FastPath} reads through it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InProcess {
+  /**
+   * The live entry at `key`, as the store's `get` would answer (an expired one is not returned),
+   * or `undefined`. Counts nothing: call `hit` when the entry is served.
+   */
+  readonly peek: (key: string) => CacheEntry<unknown> | undefined
+  /** Counts a hit in the store's metrics, as its `get` does. */
+  readonly hit: () => void
+}
+
+// Kept apart from the store object: a wrapper that copies a store's members (`{ ...store, get }`)
+// must not inherit a view that reads around its own `get`.
+const inProcessViews = new WeakMap<CacheStore.CacheStore.Service, InProcess>()
+
+/**
+ * Registers the in-process view of `store`: from then on {@link inProcess} returns it for this
+ * very object (not for copies or wrappers of it).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const registerInProcess = <S extends CacheStore.CacheStore.Service>(store: S, view: InProcess): S => {
+  inProcessViews.set(store, view)
+  return store
+}
+
+/**
+ * The synchronous in-process view of `store`, when it registered one (the memory store does;
+ * stores that read over a network, and wrappers of other stores, do not).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const inProcess = (store: CacheStore.CacheStore.Service): InProcess | undefined => inProcessViews.get(store)

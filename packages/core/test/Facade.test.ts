@@ -1,0 +1,155 @@
+import { assert, describe, it } from "@effect/vitest"
+import { CacheFirst, CacheKey, CacheStore, Facade, Failover } from "@stalewise/core"
+import { Context, Data, Deferred, Duration, Effect, Layer, ManagedRuntime, TestClock, TestContext } from "effect"
+
+class Boom extends Data.TaggedError("Boom")<{ readonly id: string }> {}
+
+/** A runtime on the TestClock that counts the reads reaching it. */
+const counted = <R, E>(layer: Layer.Layer<R, E>) => {
+  const runtime = ManagedRuntime.make(Layer.provideMerge(layer, TestContext.TestContext))
+  const seen = { promises: 0 }
+  const counting = new Proxy(runtime, {
+    get(target, property, receiver) {
+      if (property === "runPromiseExit") seen.promises++
+      return Reflect.get(target, property, receiver)
+    }
+  })
+  return { runtime, counting, seen }
+}
+
+/** An upstream that counts its calls and may be held on a gate. */
+const makeUpstream = () => {
+  const calls: Array<string> = []
+  const state: { gate: Deferred.Deferred<void> | undefined } = { gate: undefined }
+  const lookup = (id: string) =>
+    Effect.gen(function*() {
+      calls.push(id)
+      if (state.gate !== undefined) yield* Deferred.await(state.gate)
+      if (id.startsWith("boom")) return yield* new Boom({ id })
+      return `${id}#${calls.length}`
+    })
+  return { calls, state, lookup }
+}
+
+type Countries = CacheFirst.CacheFirst<[id: string], string, Boom>
+const Countries = Context.GenericTag<Countries>("test/facade/Countries")
+
+const cacheFirst = () => {
+  const upstream = makeUpstream()
+  const layer = Layer.scoped(
+    Countries,
+    CacheFirst.make({ name: "countries", lookup: upstream.lookup, timeToLive: "10 minutes" })
+  )
+  const t = counted(layer)
+  return { ...t, upstream, get: Facade.make(t.counting, Countries) }
+}
+
+describe("Facade over a CacheFirst", () => {
+  it("a hit held in process answers without the runtime; a miss goes through it", async () => {
+    const t = cacheFirst()
+    try {
+      const miss = await t.get.withOutcome("eu")
+      assert.deepStrictEqual([miss.status, miss.value], ["miss", "eu#1"])
+      const promises = t.seen.promises
+      assert.strictEqual(await t.get("eu"), "eu#1")
+      const hit = await t.get.withOutcome("eu")
+      assert.deepStrictEqual([hit.status, hit.value, hit.fetchedSynchronously], ["hit", "eu#1", false])
+      assert.strictEqual(t.seen.promises, promises)
+
+      // the synchronous read derives the key the Effect path derives: a value `set` there is a hit here
+      const countries = await t.runtime.runPromise(Countries)
+      await t.runtime.runPromise(countries.set(["us"], "set"))
+      const fast = (countries as Facade.Readable<[string], string, unknown>)[Facade.FastPathId]!
+      assert.strictEqual(fast(["us"], false, () => assert.fail("nothing to fork")), "set")
+      assert.strictEqual(await t.get("us"), "set")
+      assert.strictEqual(t.seen.promises, promises)
+      assert.deepStrictEqual(t.upstream.calls, ["eu"])
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("an expired or invalidated value is not served synchronously", async () => {
+    const t = cacheFirst()
+    try {
+      await t.get("eu")
+      await t.runtime.runPromise(TestClock.adjust(Duration.minutes(10)))
+      const expired = await t.get.withOutcome("eu")
+      assert.deepStrictEqual([expired.status, expired.value], ["miss", "eu#2"])
+
+      const countries = await t.runtime.runPromise(Countries)
+      await t.runtime.runPromise(countries.invalidate("eu"))
+      const fast = (countries as Facade.Readable<[string], string, unknown>)[Facade.FastPathId]!
+      assert.strictEqual(fast(["eu"], false, () => undefined), Facade.pass)
+      const reloaded = await t.get.withOutcome("eu")
+      assert.deepStrictEqual([reloaded.status, reloaded.value], ["miss", "eu#3"])
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("10 concurrent calls on a cold key make one upstream call", async () => {
+    const t = cacheFirst()
+    try {
+      t.upstream.state.gate = await t.runtime.runPromise(Deferred.make<void>())
+      const reads = Array.from({ length: 10 }, () => t.get.withOutcome("eu"))
+      await t.runtime.runPromise(Effect.repeatN(Effect.yieldNow(), 20))
+      await t.runtime.runPromise(Deferred.succeed(t.upstream.state.gate, undefined))
+      const outcomes = await Promise.all(reads)
+      assert.deepStrictEqual(t.upstream.calls, ["eu"])
+      assert.deepStrictEqual(new Set(outcomes.map((o) => `${o.status} ${o.value}`)), new Set(["miss eu#1"]))
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("rejects with CacheKeyError and with the upstream's error; rejects after disposal", async () => {
+    const t = cacheFirst()
+    const keyError = await t.get(Symbol("no key") as unknown as string).then(
+      () => assert.fail("resolved"),
+      (error: unknown) => error
+    )
+    assert.instanceOf(keyError, CacheKey.CacheKeyError)
+    const upstreamError = await t.get("boom").then(() => assert.fail("resolved"), (error: unknown) => error)
+    assert.instanceOf(upstreamError, Boom)
+
+    await t.get("eu")
+    await t.runtime.dispose()
+    await t.get("eu").then(() => assert.fail("resolved"), (error: unknown) => assert.instanceOf(error, Error))
+  })
+})
+
+describe("Facade over a Failover", () => {
+  it("every call asks the upstream through the runtime, and fails over with its outcome", async () => {
+    type Rates = Failover.Failover<[id: string], string, Boom>
+    const Rates = Context.GenericTag<Rates>("test/facade/Rates")
+    let failing = false
+    let calls = 0
+    const layer = Layer.scoped(
+      Rates,
+      Failover.make({
+        name: "rates",
+        timeout: "1 second",
+        lookup: (id: string) =>
+          Effect.suspend(() => {
+            calls++
+            return failing ? Effect.fail(new Boom({ id })) : Effect.succeed(`${id}#${calls}`)
+          })
+      })
+    ).pipe(Layer.provide(CacheStore.layerMemory))
+    const t = counted(layer)
+    try {
+      const rates = Facade.make(t.counting, Rates)
+      assert.strictEqual(await rates("eur"), "eur#1")
+      assert.strictEqual(await rates("eur"), "eur#2")
+      failing = true
+      const outcome = await rates.withOutcome("eur")
+      assert.deepStrictEqual([outcome.status, outcome.reason, outcome.value], ["failover", "error", "eur#2"])
+      const error = await rates("usd").then(() => assert.fail("resolved"), (error: unknown) => error)
+      assert.instanceOf(error, Boom)
+      assert.strictEqual(t.seen.promises, 5)
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+})

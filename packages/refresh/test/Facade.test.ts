@@ -1,0 +1,224 @@
+import { assert, describe, it } from "@effect/vitest"
+import { CacheKey, CacheStore, Facade } from "@stalewise/core"
+import { Job, RefreshQueue } from "@stalewise/refresh"
+import { Context, Data, Deferred, Duration, Effect, Layer, ManagedRuntime, TestClock, TestContext } from "effect"
+import { outcomes } from "./utils.js"
+
+class Boom extends Data.TaggedError("Boom")<{ readonly id: string }> {}
+
+type Users = Job.Job<[id: string], string, Boom>
+const Users = Context.GenericTag<Users>("test/facade/Users")
+
+/**
+ * A job over the memory store and a fibers queue, in a runtime on the TestClock; its upstream
+ * counts its calls and may be held on a gate.
+ */
+const setup = (options: { readonly syncRefreshAfter?: Duration.DurationInput; readonly gated?: boolean } = {}) => {
+  const calls: Array<string> = []
+  let gate: Deferred.Deferred<void> | undefined
+  const fetch = (id: string) =>
+    Effect.gen(function*() {
+      calls.push(id)
+      if (gate !== undefined) yield* Deferred.await(gate)
+      if (id.startsWith("boom")) return yield* new Boom({ id })
+      return `${id}#${calls.length}`
+    })
+  const UsersLive = Layer.scoped(
+    Users,
+    Job.make({
+      name: "users",
+      fetch,
+      lifetime: "10 minutes",
+      timeToLive: "1 hour",
+      ...(options.syncRefreshAfter === undefined ? {} : { syncRefreshAfter: options.syncRefreshAfter })
+    })
+  ).pipe(
+    Layer.provide(Layer.merge(CacheStore.layerMemory, RefreshQueue.layerFibers())),
+    Layer.provideMerge(TestContext.TestContext)
+  )
+  const runtime = ManagedRuntime.make(UsersLive)
+  // what reached the runtime: every read that was not answered synchronously
+  const seen = { promises: 0, forks: 0 }
+  const counting = new Proxy(runtime, {
+    get(target, property, receiver) {
+      if (property === "runPromiseExit") seen.promises++
+      if (property === "runFork") seen.forks++
+      return Reflect.get(target, property, receiver)
+    }
+  })
+  const getUser = Facade.make(counting, Users)
+  return {
+    runtime,
+    getUser,
+    calls,
+    seen,
+    hold: () => runtime.runPromise(Effect.map(Deferred.make<void>(), (deferred) => gate = deferred)),
+    release: () => gate === undefined ? Promise.resolve() : runtime.runPromise(Deferred.succeed(gate, undefined)),
+    adjust: (duration: Duration.DurationInput) => runtime.runPromise(TestClock.adjust(duration)),
+    // lets the runtime's fibers (the refresh queue) run to their end
+    settle: () => runtime.runPromise(Effect.repeatN(Effect.yieldNow(), 50))
+  }
+}
+
+describe("Facade over a Job", () => {
+  it("a hit held in process answers without the runtime, with the key the Effect path derives", async () => {
+    const t = setup()
+    try {
+      assert.strictEqual(await t.getUser("ada"), "ada#1")
+      const before = { ...t.seen }
+      assert.strictEqual(await t.getUser("ada"), "ada#1")
+      const outcome = await t.getUser.withOutcome("ada")
+      assert.deepStrictEqual([outcome.status, outcome.value, outcome.fetchedSynchronously], ["hit", "ada#1", false])
+      assert.deepStrictEqual(t.seen, before)
+      assert.deepStrictEqual(t.calls, ["ada"])
+
+      // the synchronous read itself: the value, at once, not a promise
+      const users = await t.runtime.runPromise(Users)
+      const fast = (users as Facade.Readable<[string], string, unknown>)[Facade.FastPathId]!
+      assert.strictEqual(fast(["ada"], false, () => assert.fail("nothing to fork")), "ada#1")
+      assert.strictEqual(fast(["bob"], false, () => assert.fail("nothing to fork")), Facade.pass)
+      // the Effect path reads the entry the facade wrote, under the same key
+      const key = await t.runtime.runPromise(users.key("ada"))
+      const peeked = await t.runtime.runPromise(users.peek("ada"))
+      assert.strictEqual(peeked._tag === "Some" ? peeked.value.value : undefined, "ada#1")
+      assert.match(key, /^refresh:users:/)
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("hits answered synchronously are counted as the Effect path counts them", async () => {
+    const t = setup()
+    try {
+      await t.getUser("ada")
+      const before = await t.runtime.runPromise(outcomes("users", "hit"))
+      await t.getUser("ada")
+      await t.getUser.withOutcome("ada")
+      assert.strictEqual(await t.runtime.runPromise(outcomes("users", "hit")), before + 2)
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("a stale value is served at once and one refresh is requested for all concurrent callers", async () => {
+    const t = setup()
+    try {
+      await t.getUser("ada")
+      await t.adjust(Duration.minutes(11))
+      const forks = t.seen.forks
+      const promises = t.seen.promises
+      const outcomes = await Promise.all(Array.from({ length: 100 }, () => t.getUser.withOutcome("ada")))
+      assert.deepStrictEqual(new Set(outcomes.map((o) => `${o.status} ${o.value}`)), new Set(["stale ada#1"]))
+      // one request forked onto the runtime, no read waited on it
+      assert.strictEqual(t.seen.forks - forks, 1)
+      assert.strictEqual(t.seen.promises - promises, 0)
+      await t.settle()
+      assert.deepStrictEqual(t.calls, ["ada", "ada"])
+      const refreshed = await t.getUser.withOutcome("ada")
+      assert.deepStrictEqual([refreshed.status, refreshed.value], ["hit", "ada#2"])
+      await t.settle()
+      assert.strictEqual(t.calls.length, 2)
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("a stale read past syncRefreshAfter refreshes through the runtime, as the Effect path does", async () => {
+    const t = setup({ syncRefreshAfter: "30 minutes" })
+    try {
+      await t.getUser("ada")
+      await t.adjust(Duration.minutes(31))
+      const promises = t.seen.promises
+      const outcome = await t.getUser.withOutcome("ada")
+      assert.deepStrictEqual([outcome.status, outcome.value], ["miss", "ada#2"])
+      assert.strictEqual(t.seen.promises - promises, 1)
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("concurrent misses of a cold key go through the runtime and make one upstream call", async () => {
+    const t = setup()
+    try {
+      await t.hold()
+      const reads = Array.from({ length: 10 }, () => t.getUser.withOutcome("ada"))
+      await t.settle()
+      await t.release()
+      const outcomes = await Promise.all(reads)
+      assert.deepStrictEqual(t.calls, ["ada"])
+      assert.deepStrictEqual(new Set(outcomes.map((o) => `${o.status} ${o.value}`)), new Set(["miss ada#1"]))
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("rejects with the typed error: CacheKeyError for an unkeyable argument, the upstream's own error", async () => {
+    const t = setup()
+    try {
+      const unkeyable = t.getUser(Symbol("no key") as unknown as string)
+      const keyError = await unkeyable.then(() => assert.fail("resolved"), (error: unknown) => error)
+      assert.instanceOf(keyError, CacheKey.CacheKeyError)
+
+      const upstreamError = await t.getUser("boom").then(() => assert.fail("resolved"), (error: unknown) => error)
+      assert.instanceOf(upstreamError, Boom)
+      assert.strictEqual((upstreamError as Boom).id, "boom")
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("after the runtime is disposed, every call rejects, a hit held in process too", async () => {
+    const t = setup()
+    await t.getUser("ada")
+    await t.runtime.dispose()
+    const error = await t.getUser("ada").then(() => assert.fail("resolved"), (error: unknown) => error)
+    assert.instanceOf(error, Error)
+    await t.getUser.withOutcome("bob").then(() => assert.fail("resolved"), () => undefined)
+  })
+
+  it("over a copy of the memory store (a wrapper), every read goes through the wrapper's get", async () => {
+    let reads = 0
+    const WrappedStore = Layer.effect(
+      CacheStore.CacheStore,
+      Effect.map(CacheStore.makeMemory(), (store): CacheStore.CacheStore.Service => ({
+        ...store,
+        get: (key, schema) => {
+          reads++
+          return store.get(key, schema)
+        }
+      }))
+    ).pipe(Layer.orDie)
+    const runtime = ManagedRuntime.make(
+      Layer.scoped(
+        Users,
+        Job.make({
+          name: "wrapped",
+          fetch: (id: string): Effect.Effect<string, Boom> => Effect.succeed(id),
+          lifetime: "1 hour"
+        })
+      )
+        .pipe(Layer.provide(Layer.merge(WrappedStore, RefreshQueue.layerFibers())))
+    )
+    try {
+      const getUser = Facade.make(runtime, Users)
+      await getUser("ada")
+      const before = reads
+      assert.deepStrictEqual((await getUser.withOutcome("ada")).status, "hit")
+      assert.strictEqual(reads, before + 1)
+    } finally {
+      await runtime.dispose()
+    }
+  })
+
+  it("a strategy given as it is, over a runtime already built", async () => {
+    const t = setup()
+    try {
+      const users = await t.runtime.runPromise(Users)
+      const direct = Facade.make(t.runtime, users)
+      assert.strictEqual(await direct("ada"), "ada#1")
+      assert.strictEqual(await t.getUser("ada"), "ada#1")
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+})
