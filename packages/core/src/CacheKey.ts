@@ -9,7 +9,6 @@
  *
  * @since 0.1.0
  */
-import { sha256 } from "@noble/hashes/sha2.js"
 import * as Chunk from "effect/Chunk"
 import * as Either from "effect/Either"
 import * as Encoding from "effect/Encoding"
@@ -20,6 +19,7 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
+import { digest128 } from "./internal/sha256.js"
 
 /**
  * @since 0.1.0
@@ -169,41 +169,58 @@ export const prefix = (namespace: string, name?: string | undefined): string =>
 
 /**
  * The digest of a canonical encoding: the first 128 bits of its SHA-256, in base64url
- * (22 characters).
+ * (22 characters). The runtime's native SHA-256 computes it where there is one (Node, Bun,
+ * Deno), a portable implementation elsewhere: the same digest either way.
  *
  * @since 0.1.0
  * @category utils
  */
 export const digest = (canonical: string): string => {
-  const recent = recentDigests.get(canonical)
-  if (recent !== undefined) return recent
-  const computed = olderDigests.get(canonical) ??
-    Encoding.encodeBase64Url(sha256(textEncoder.encode(canonical)).subarray(0, 16))
-  // an encoding is kept as a string of UTF-16 code units; large ones are hashed every time
-  const size = canonical.length * 2 + 64
-  if (size > maxDigestEntryBytes) return computed
-  if (recentDigests.size >= maxRecentDigests || recentBytes + size > maxRecentDigestBytes) {
-    olderDigests = recentDigests
-    recentDigests = new Map()
-    recentBytes = 0
-  }
-  recentDigests.set(canonical, computed)
-  recentBytes += size
+  if (canonical.length > maxMemoLength) return digest128(canonical)
+  const slot = slotOf(canonical)
+  if (memo !== undefined && memo.encodings[slot] === canonical) return memo.digests[slot]!
+  const computed = digest128(canonical)
+  // Admit one unknown encoding in 8: a hot one is soon remembered, while keys read once (a
+  // scan, a bulk load) rarely push a hot one out of its slot.
+  if ((++unknown & 7) === 0) remember(slot, canonical, computed)
   return computed
 }
 
-const textEncoder = new TextEncoder()
+// Hot keys are derived over and over (every call of a cached function): remember the digests of
+// encodings in a direct-mapped table (an encoding has one slot, by a hash of its characters; a
+// newcomer replaces what was there). A lookup allocates nothing and an insert only writes two
+// slots, so a working set larger than the table costs a native hash per miss and no churn. Bounded:
+// 65,536 slots (1 MiB of references, allocated on first use), encodings of at most 1,024
+// characters, 8 MiB of remembered strings; no lru-cache, which would otherwise land in every
+// bundle that derives a key.
+const memoSlots = 65_536
+const maxMemoLength = 1_024
+const maxMemoBytes = 8 * 1024 * 1024
+let memo: { readonly encodings: Array<string | undefined>; readonly digests: Array<string | undefined> } | undefined
+let memoBytes = 0
+let unknown = 0
 
-// Hashing costs microseconds and hot keys are derived over and over (every call of a cached
-// function): remember the digests of recent encodings, in two generations (a full one becomes the
-// older, whose hits move back). Bounded in count and bytes — at most 2 x 4,096 entries and
-// 2 x 2 MiB — and without lru-cache, which would otherwise land in every bundle that derives a key.
-const maxRecentDigests = 4_096
-const maxRecentDigestBytes = 2 * 1024 * 1024
-const maxDigestEntryBytes = 64 * 1024
-let recentDigests = new Map<string, string>()
-let olderDigests = new Map<string, string>()
-let recentBytes = 0
+// FNV-1a over the UTF-16 code units, folded to the table's size
+const slotOf = (canonical: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < canonical.length; i++) h = Math.imul(h ^ canonical.charCodeAt(i), 0x01000193)
+  return (h ^ (h >>> 16)) & (memoSlots - 1)
+}
+
+// what a remembered encoding and its digest keep alive (UTF-16 at worst, string headers)
+const entryBytes = (canonical: string): number => canonical.length * 2 + 96
+
+const remember = (slot: number, canonical: string, computed: string): void => {
+  if (memo === undefined) {
+    memo = { encodings: new Array(memoSlots).fill(undefined), digests: new Array(memoSlots).fill(undefined) }
+  }
+  const previous = memo.encodings[slot]
+  const bytes = memoBytes + entryBytes(canonical) - (previous === undefined ? 0 : entryBytes(previous))
+  if (bytes > maxMemoBytes) return
+  memo.encodings[slot] = canonical
+  memo.digests[slot] = computed
+  memoBytes = bytes
+}
 
 /**
  * Validates `namespace` and `name` once and returns a function deriving key strings

@@ -1,7 +1,7 @@
 /**
  * Failover (nameko-cachetools' `CachedRpcProxy`, done properly): always ask the upstream, store
  * every success, and when the upstream fails or is slower than `timeout`, serve the last good
- * value instead — saying so in the outcome. Built on `Effect.timeout`.
+ * value instead — saying so in the outcome. One deadline per upstream call, shared by its callers.
  *
  * @since 0.1.0
  */
@@ -86,8 +86,9 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
   /** The upstream call. */
   readonly lookup: (...args: Args) => Effect.Effect<A, E, R>
   /**
-   * How long to wait for the upstream before serving the cached value, when one exists.
-   * Must be positive and finite: a zero, negative or infinite timeout is a `PolicyError`, never
+   * How long to wait for the upstream before serving the cached value, when one exists,
+   * counted from the start of the upstream call: callers that join a running call are served at
+   * its deadline. Must be positive and finite: a zero, negative or infinite timeout is a `PolicyError`, never
    * "wait forever".
    */
   readonly timeout: Duration.DurationInput
@@ -106,7 +107,7 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R, I = A> {
   readonly onTimeout?: "continue" | "interrupt" | undefined
   /**
    * The longest an upstream call may run, from its start, once nobody waits for it any more (a
-   * caller's deadline passed, or every caller left): then it is interrupted and the next caller
+   * call's deadline passed, or every caller left): then it is interrupted and the next caller
    * starts a fresh call. Default: `requestTimeout` when set, otherwise 30 seconds.
    */
   readonly backgroundTimeout?: Duration.DurationInput | undefined
@@ -179,7 +180,7 @@ interface InFlight<A, E> {
   readonly deferred: Deferred.Deferred<A, E>
   readonly startedAt: number
   fiber: Fiber.RuntimeFiber<unknown> | undefined
-  /** A caller's deadline passed: later callers serve the cached value at once. */
+  /** The call's deadline passed: later callers serve the cached value at once. */
   overdue: boolean
   /** The stored value as the first caller read it; callers joining the call reuse the read. */
   stored: Option.Option<CacheEntry.CacheEntry<A>> | undefined
@@ -190,6 +191,17 @@ interface InFlight<A, E> {
   timer: Fiber.RuntimeFiber<unknown> | undefined
   /** The call was interrupted by its background bound. */
   cut: boolean
+  /** How the call ended, once it has (what `deferred` holds). */
+  exit: Exit.Exit<A, E> | undefined
+  /**
+   * Done when the call ends or its deadline (`startedAt + timeout`) passes, whichever is first:
+   * what callers with a fallback wait for. One deadline per call, not one timer per caller.
+   */
+  readonly settled: Deferred.Deferred<void>
+  /** The deadline is armed (by the first caller with a fallback). */
+  armed: boolean
+  /** Completes `settled` at the deadline, once armed. */
+  deadline: Fiber.RuntimeFiber<unknown> | undefined
 }
 
 const strategy = "failover"
@@ -207,7 +219,8 @@ const defaultBackgroundTimeout = Duration.seconds(30)
  * - Every call asks the upstream; a success is stored (for `timeToLive`) and returned with
  *   status `miss`.
  * - With a stored value younger than `timeToLive`, a failure accepted by `fallbackOn` (default:
- *   all of `E`), or no answer within `timeout`, returns the stored value with status `failover`,
+ *   all of `E`), or no answer within `timeout` of the upstream call's start (one deadline per
+ *   call, shared by every caller waiting on it), returns the stored value with status `failover`,
  *   reason `error` or `timeout`, and its age. A value past `timeToLive` is never served.
  * - The call that ran past `timeout` finishes in the background (in the scope the strategy was
  *   built in) and its success is stored, unless `onTimeout: "interrupt"`; it runs at most
@@ -253,6 +266,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       ? requestTimeout ?? defaultBackgroundTimeout
       : yield* TimePolicy.positiveDuration("backgroundTimeout", options.backgroundTimeout)
     const backgroundMillis = Duration.toMillis(backgroundTimeout)
+    const timeoutMillis = Duration.toMillis(timeout)
     const ttl = options.timeToLive ?? Duration.days(1)
     const policy = yield* TimePolicy.make({ lifetime: ttl, timeToLive: ttl })
     const store = yield* CacheStore
@@ -304,30 +318,64 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
           waiters: 1,
           done: false,
           timer: undefined,
-          cut: false
+          cut: false,
+          exit: undefined,
+          settled: Deferred.unsafeMake(FiberId.none),
+          armed: false,
+          deadline: undefined
         }
         if (singleFlight) inflight.set(key, call)
         const run = fetchAndStore(key, args).pipe(
           Effect.exit,
           Effect.flatMap((exit) => {
             forget(key, call)
+            settle(call, exit)
             return Deferred.done(call.deferred, exit)
           }),
           Effect.onInterrupt(() =>
             Effect.suspend(() => {
               forget(key, call)
+              settle(call, Exit.interrupt(FiberId.none))
               return Deferred.interrupt(call.deferred)
             })
           ),
           Effect.ensuring(Effect.suspend(() => {
             call.done = true
-            return call.timer === undefined ? Effect.void : Fiber.interruptFork(call.timer)
+            const timers = [call.timer, call.deadline].filter((fiber) => fiber !== undefined)
+            return timers.length === 0 ? Effect.void : Effect.forEach(timers, Fiber.interruptFork, { discard: true })
           }))
         )
         // interruptible, although callers join inside an uninterruptible region
         return Effect.map(internal.forkNow(Effect.interruptible(run), scope), (fiber) => {
           call.fiber = fiber
           return call
+        })
+      })
+
+    // The call ended: callers waiting for its answer or its deadline read `exit`.
+    const settle = (call: InFlight<A, E>, exit: Exit.Exit<A, E>): void => {
+      if (call.exit !== undefined) return
+      call.exit = exit
+      Deferred.unsafeDone(call.settled, Exit.void)
+    }
+
+    // One timer per call, armed by its first caller with a fallback: at `startedAt + timeout` the
+    // call is overdue and every caller waiting on it is served the fallback at once, whenever it
+    // joined. (A timer per caller made a wave of callers wake one by one, each after its own
+    // `timeout`.)
+    const armDeadline = (key: string, call: InFlight<A, E>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (call.armed || call.exit !== undefined) return Effect.void
+        call.armed = true
+        const timer = Effect.sleep(Duration.millis(Math.max(0, call.startedAt + timeoutMillis - now()))).pipe(
+          Effect.zipRight(Effect.suspend(() => {
+            if (call.exit !== undefined) return Effect.void
+            Deferred.unsafeDone(call.settled, Exit.void)
+            return giveUp(key, call)
+          }))
+        )
+        return Effect.map(internal.forkNow(Effect.interruptible(timer), scope), (fiber) => {
+          call.deadline = fiber
         })
       })
 
@@ -399,31 +447,45 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       cached: CacheEntry.CacheEntry<A>
     ): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> => {
       if (call.overdue) return failover(cached, "timeout", false)
-      // the cached value is a fallback only until it expires
-      const wait = Duration.min(timeout, Duration.millis(Math.max(0, cached.expiresAt - now())))
-      return Deferred.await(call.deferred).pipe(
-        Effect.exit,
-        Effect.timeout(wait),
-        Effect.matchCauseEffect({
-          onFailure: () =>
-            CacheEntry.isExpired(cached, now())
-              ? withoutCached(key, call)
-              // the timeout: serve the cached value; the call goes on (or is interrupted)
-              : Effect.zipRight(giveUp(key, call), failover(cached, "timeout")),
-          onSuccess: (exit): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> =>
-            Exit.isSuccess(exit)
-              ? Effect.succeed(fresh(exit.value))
-              : CacheEntry.isExpired(cached, now())
-              ? awaited(key, call, exit)
-              : call.overdue && Cause.isInterruptedOnly(exit.cause)
-              ? failover(cached, "timeout") // interrupted by another caller's deadline
-              : falls(exit.cause)
-              ? Effect.tap(failover(cached, "error"), () =>
-                Effect.logDebug("stalewise: upstream failed, serving the cached value").pipe(
-                  Effect.annotateLogs({ strategy, key })
-                ))
-              : Effect.failCause(exit.cause)
-        })
+      const answered = (exit: Exit.Exit<A, E>): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> =>
+        Exit.isSuccess(exit)
+          ? Effect.succeed(fresh(exit.value))
+          : CacheEntry.isExpired(cached, now())
+          ? awaited(key, call, exit)
+          : call.overdue && Cause.isInterruptedOnly(exit.cause)
+          ? failover(cached, "timeout") // interrupted by the call's deadline
+          : falls(exit.cause)
+          ? Effect.tap(failover(cached, "error"), () =>
+            Effect.logDebug("stalewise: upstream failed, serving the cached value").pipe(
+              Effect.annotateLogs({ strategy, key })
+            ))
+          : Effect.failCause(exit.cause)
+      // the deadline: serve the cached value; the call goes on (or is interrupted: `giveUp`)
+      const timedOut = (giveUpNow: boolean): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> =>
+        CacheEntry.isExpired(cached, now())
+          ? withoutCached(key, call)
+          : giveUpNow
+          ? Effect.zipRight(giveUp(key, call), failover(cached, "timeout"))
+          : failover(cached, "timeout")
+      // the cached value is a fallback only until it expires: one that expires before the call's
+      // deadline bounds this caller's wait on its own
+      const expiresIn = cached.expiresAt - now()
+      if (cached.expiresAt <= call.startedAt + timeoutMillis) {
+        return Deferred.await(call.deferred).pipe(
+          Effect.exit,
+          Effect.timeout(Duration.millis(Math.max(0, expiresIn))),
+          Effect.matchCauseEffect({
+            onFailure: () =>
+              timedOut(true),
+            onSuccess: answered
+          })
+        )
+      }
+      return Effect.zipRight(
+        armDeadline(key, call),
+        // the deadline's timer has given up on the call already
+        Effect.flatMap(Deferred.await(call.settled), () =>
+          call.exit === undefined ? timedOut(false) : answered(call.exit))
       )
     }
 
@@ -443,14 +505,19 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       key: string,
       call: InFlight<A, E>
     ): Effect.Effect<Outcome.Outcome<A>, E | FailoverError> => {
-      const result = Effect.flatMap(Effect.exit(Deferred.await(call.deferred)), (exit) => awaited(key, call, exit))
-      if (requestTimeout === undefined) return result
+      const result = Effect.flatMap(Effect.exit(Deferred.await(call.deferred)), (exit) =>
+        awaited(key, call, exit))
+      if (requestTimeout === undefined) {
+        return result
+      }
       return result.pipe(
         Effect.timeoutFail({
           duration: requestTimeout,
-          onTimeout: () => new RequestTimeoutError({ key, timeout: Duration.format(requestTimeout) })
+          onTimeout: () =>
+            new RequestTimeoutError({ key, timeout: Duration.format(requestTimeout) })
         }),
-        Effect.tapErrorTag("RequestTimeoutError", () => giveUp(key, call))
+        Effect.tapErrorTag("RequestTimeoutError", () =>
+          giveUp(key, call))
       )
     }
 
@@ -512,7 +579,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, I = A>(
       invalidateAll: Effect.asVoid(store.deletePrefix(CacheKey.prefix(namespace, options.name))),
       set: (args, value) =>
         Effect.flatMap(deriveKey(args), (key) =>
-          Effect.flatMap(TimePolicy.entry(policy, value), (entry) => store.set(key, entry, schema))),
+          Effect.flatMap(TimePolicy.entry(policy, value), (entry) =>
+            store.set(key, entry, schema))),
       preload: (argsList, preloadOptions) =>
         preload(strategy, argsList, deriveKey, fetchAndStore, preloadOptions)
     }

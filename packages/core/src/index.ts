@@ -159,7 +159,7 @@ export * as Facade from "./Facade.js"
 /**
  * Failover (nameko-cachetools' `CachedRpcProxy`, done properly): always ask the upstream, store
  * every success, and when the upstream fails or is slower than `timeout`, serve the last good
- * value instead — saying so in the outcome. Built on `Effect.timeout`.
+ * value instead — saying so in the outcome. One deadline per upstream call, shared by its callers.
  *
  * @since 0.1.0
  */

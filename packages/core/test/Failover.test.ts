@@ -159,6 +159,78 @@ describe("Failover", () => {
       assert.strictEqual(yield* Ref.get(upstream.calls), 2, "they joined the overdue call")
     }).pipe(memory))
 
+  it.scoped("one deadline per call: 100 callers of a hung call, joining over 400 ms, are all served at its deadline", () =>
+    Effect.gen(function*() {
+      const { failover, upstream } = yield* setup({ timeout: "1 second" })
+      yield* failover.get("a")
+      yield* upstream.set({ _tag: "succeed", value: "late", after: "1 hour" })
+      const first = yield* Effect.fork(failover.getWithOutcome("a"))
+      const callers = [first]
+      // the others join the running call 4 ms apart: each would otherwise wait its own second
+      for (let i = 1; i < 100; i++) {
+        yield* TestClock.adjust("4 millis")
+        callers.push(yield* Effect.fork(failover.getWithOutcome("a")))
+      }
+      // one timer for the call (the deadline), not one per caller; the hung upstream's sleep is the other
+      assert.strictEqual((yield* TestClock.sleeps()).length, 2)
+      yield* TestClock.adjust("603 millis") // 999 ms after the call started
+      for (const caller of callers) {
+        assert.isTrue(Option.isNone(yield* Fiber.poll(caller)), "nobody before the deadline")
+      }
+      yield* TestClock.adjust("1 millis")
+      for (const caller of callers) {
+        const outcome = Option.getOrThrow(yield* Fiber.poll(caller))
+        assert.isTrue(Exit.isSuccess(outcome), "every caller is answered at the deadline")
+        const value = Exit.isSuccess(outcome) ? outcome.value : undefined
+        assert.strictEqual(value?.status, "failover")
+        assert.strictEqual(value?.reason, "timeout")
+        assert.strictEqual(value?.value, "v1:a")
+      }
+      assert.strictEqual(yield* Ref.get(upstream.calls), 2, "one upstream call for the 100 callers")
+      assert.strictEqual(yield* Ref.get(upstream.interrupted), 0, "the call goes on in the background")
+    }).pipe(memory))
+
+  it.scoped("a call that answers before its deadline answers every caller; the deadline is its call's alone", () =>
+    Effect.gen(function*() {
+      const { failover, upstream } = yield* setup({ timeout: "1 second" })
+      yield* failover.get("a")
+      yield* upstream.set({ _tag: "succeed", value: "v2", after: "500 millis" })
+      const callers = yield* Effect.all(Array.from({ length: 10 }, () => Effect.fork(failover.getWithOutcome("a"))))
+      yield* TestClock.adjust("500 millis")
+      for (const caller of callers) {
+        const outcome = yield* Fiber.join(caller)
+        assert.strictEqual(outcome.status, "miss")
+        assert.strictEqual(outcome.value, "v2:a")
+      }
+      // a new call at 500 ms has its own deadline (1.5 s), not the ended call's (1 s)
+      yield* upstream.set({ _tag: "succeed", value: "slow", after: "1 hour" })
+      const next = yield* Effect.fork(failover.getWithOutcome("a"))
+      yield* TestClock.adjust("999 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(next)), "still waiting at 1,499 ms")
+      yield* TestClock.adjust("1 millis")
+      const outcome = yield* Fiber.join(next)
+      assert.strictEqual(outcome.status, "failover")
+      assert.strictEqual(outcome.value, "v2:a")
+    }).pipe(memory))
+
+  it.scoped("onTimeout interrupt: the deadline interrupts the call once and serves every waiting caller", () =>
+    Effect.gen(function*() {
+      const { failover, upstream } = yield* setup({ timeout: "1 second", onTimeout: "interrupt" })
+      yield* failover.get("a")
+      yield* upstream.set({ _tag: "succeed", value: "late", after: "1 hour" })
+      const first = yield* Effect.fork(failover.getWithOutcome("a"))
+      yield* TestClock.adjust("500 millis")
+      const second = yield* Effect.fork(failover.getWithOutcome("a"))
+      yield* TestClock.adjust("500 millis")
+      for (const caller of [first, second]) {
+        const outcome = yield* Fiber.join(caller)
+        assert.strictEqual(outcome.status, "failover")
+        assert.strictEqual(outcome.reason, "timeout")
+      }
+      yield* Effect.yieldNow()
+      assert.strictEqual(yield* Ref.get(upstream.interrupted), 1)
+    }).pipe(memory))
+
   it.scoped("fallbackOn decides which failures fall back", () =>
     Effect.gen(function*() {
       const { failover, upstream } = yield* setup({ fallbackOn: (error) => error.code >= 500 })
