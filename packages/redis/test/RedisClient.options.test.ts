@@ -134,6 +134,24 @@ describe.skipIf(!RedisTest.available)("RedisClient connection sources", () => {
     }))
 })
 
+describe("RedisClient on a Redis Cluster that cannot be reached", () => {
+  it.scopedLive("keep-trying: make returns, commands fail fast with Connection, closing stops it; fail: a RedisError", () =>
+    Effect.gen(function*() {
+      const nodes = ["127.0.0.1:1", "127.0.0.1:2"]
+      const [took, redis] = yield* Effect.timed(
+        RedisClient.make({ nodes, connectTimeout: "300 millis", ...RedisStore.clientDefaults })
+      )
+      assert.isBelow(Duration.toMillis(took), 2_000)
+      const [failedIn, error] = yield* Effect.timed(Effect.flip(redis.use("get", (client) => client.get("k"))))
+      assert.strictEqual(error.reason, "Connection")
+      assert.isBelow(Duration.toMillis(failedIn), 100)
+      const refused = yield* Effect.flip(
+        Effect.scoped(RedisClient.make({ nodes, whenUnreachable: "fail", connectTimeout: "300 millis" }))
+      )
+      assert.strictEqual(refused._tag, "RedisError")
+    }))
+})
+
 describe.skipIf(!RedisTest.clusterAvailable)("RedisClient on a Redis Cluster", () => {
   it.scopedLive("connects from a node list read from Config (REDIS_NODES, comma-separated)", () =>
     Effect.gen(function*() {
