@@ -45,7 +45,11 @@ export const defaultQueueName: string = internal.defaultQueueName
 export interface QueueOptions {
   /** The BullMQ queue's name: non-empty, without `:`. Default {@link defaultQueueName}. */
   readonly queueName?: string | undefined
-  /** BullMQ's own Redis key prefix (its keys are `${prefix}:${queueName}:…`): without `:`. Default `"bull"`. */
+  /**
+   * BullMQ's own Redis key prefix (its keys are `${prefix}:${queueName}:…`): without `:`. Default
+   * `"bull"`. On a Redis Cluster a prefix without a hash tag is wrapped in one (`{bull}`), as
+   * BullMQ needs every key of a queue in one slot; the app and its workers do the same.
+   */
   readonly prefix?: string | undefined
   /**
    * The largest refresh request, in bytes of JSON: the app does not enqueue a larger one (the

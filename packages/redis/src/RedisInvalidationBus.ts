@@ -9,6 +9,10 @@
  * whenever the subscription is lost, and again when it is back, listeners get a `Flush`: every
  * in-process tier drops its copies instead of serving what it may have missed.
  *
+ * On a Redis Cluster (a `RedisClient` made with `nodes`) a `PUBLISH` reaches every node: the
+ * subscriber is a connection to one of them, and when it is lost (the node failed) the bus
+ * flushes, connects to the next node the cluster client knows and subscribes there.
+ *
  * @since 0.1.0
  */
 import * as CacheMetrics from "@stalewise/core/CacheMetrics"

@@ -7,7 +7,9 @@
  *
  * **Key layout** (`keyPrefix` defaults to `"stalewise:"`): the entry for `key` lives at
  * `${keyPrefix}v:${key}` and its lease at `${keyPrefix}l:${key}`, so a namespace is a Redis key
- * prefix and a prefix delete can never reach a lease.
+ * prefix and a prefix delete can never reach a lease. On a Redis Cluster (`nodes`) the key is a
+ * hash tag, `${keyPrefix}v:{${key}}` and `${keyPrefix}l:{${key}}`, so that both share one hash
+ * slot, and prefix deletes walk every master (docs/redis-cluster.md).
  *
  * @since 0.1.0
  */

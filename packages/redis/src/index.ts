@@ -46,6 +46,10 @@ export * as RedisClient from "./RedisClient.js"
  * whenever the subscription is lost, and again when it is back, listeners get a `Flush`: every
  * in-process tier drops its copies instead of serving what it may have missed.
  *
+ * On a Redis Cluster (a `RedisClient` made with `nodes`) a `PUBLISH` reaches every node: the
+ * subscriber is a connection to one of them, and when it is lost (the node failed) the bus
+ * flushes, connects to the next node the cluster client knows and subscribes there.
+ *
  * @since 0.1.0
  */
 export * as RedisInvalidationBus from "./RedisInvalidationBus.js"
@@ -59,7 +63,9 @@ export * as RedisInvalidationBus from "./RedisInvalidationBus.js"
  *
  * **Key layout** (`keyPrefix` defaults to `"stalewise:"`): the entry for `key` lives at
  * `${keyPrefix}v:${key}` and its lease at `${keyPrefix}l:${key}`, so a namespace is a Redis key
- * prefix and a prefix delete can never reach a lease.
+ * prefix and a prefix delete can never reach a lease. On a Redis Cluster (`nodes`) the key is a
+ * hash tag, `${keyPrefix}v:{${key}}` and `${keyPrefix}l:{${key}}`, so that both share one hash
+ * slot, and prefix deletes walk every master (docs/redis-cluster.md).
  *
  * @since 0.1.0
  */

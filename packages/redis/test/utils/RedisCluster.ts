@@ -240,26 +240,5 @@ export const reshard = async (cli: string, fromPort: number, toPort: number, cou
   ])
 }
 
-// CRC16-CCITT (XMODEM), Redis Cluster's key hash.
-const crcTable = (() => {
-  const table = new Array<number>(256)
-  for (let i = 0; i < 256; i++) {
-    let crc = i << 8
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
-    table[i] = crc
-  }
-  return table
-})()
-
 /** The hash slot of a Redis key (its hash tag's, when it has one), as the cluster computes it. */
-export const slotOf = (key: string): number => {
-  let hashed = key
-  const open = key.indexOf("{")
-  if (open !== -1) {
-    const close = key.indexOf("}", open + 1)
-    if (close > open + 1) hashed = key.slice(open + 1, close)
-  }
-  let crc = 0
-  for (const byte of Buffer.from(hashed, "utf8")) crc = ((crc << 8) & 0xffff) ^ crcTable[((crc >> 8) ^ byte) & 0xff]!
-  return crc % 16_384
-}
+export { slotOf } from "../../src/internal/cluster.js"
