@@ -199,7 +199,8 @@ export const makeWith = (
     if (Option.isSome(bus) && options.subscribe !== false) {
       yield* bus.value.subscribe((event) => {
         if (event._tag === "Flush") return known.clear()
-        if (event.origin === origin) return
+        // its own messages, and its store's echo of its own writes of tag keys
+        if (event.origin === origin || (store?.origin !== undefined && event.origin === store.origin)) return
         if (event._tag === "Key") {
           if (event.key.startsWith(tagKeyPrefix)) known.delete(event.key.slice(tagKeyPrefix.length))
           return

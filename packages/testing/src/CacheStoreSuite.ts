@@ -101,6 +101,29 @@ export const suite = <E, R>(
         })
     )
 
+    test("an entry's tags round-trip; getMany answers in order as get does (absent, expired, tagged)", (store, ns) =>
+      Effect.gen(function*() {
+        const tagged = CacheEntry.make({
+          value: { n: 1 },
+          createdAt: 0,
+          staleAt: 1_000,
+          expiresAt: 60_000,
+          tags: ["users", "user:1"]
+        })
+        yield* store.set(`${ns}:fn:tagged`, tagged)
+        assert.deepStrictEqual(Option.getOrThrow(yield* store.get(`${ns}:fn:tagged`)), tagged)
+        yield* store.set(`${ns}:fn:short`, entryAt("short", 0, 500, 1_000))
+        yield* store.set(`${ns}:fn:plain`, entryAt("plain", 0, 1_000, 60_000))
+        yield* TestClock.adjust(1_000)
+        const keys = [`${ns}:fn:plain`, `${ns}:fn:absent`, `${ns}:fn:short`, `${ns}:fn:tagged`, `${ns}:fn:plain`]
+        const many = yield* CacheStore.getMany(store, keys)
+        const one = yield* Effect.forEach(keys, (key) =>
+          store.get(key))
+        assert.deepStrictEqual(many, one)
+        assert.deepStrictEqual(many.map(Option.isSome), [true, false, false, true, true])
+        assert.deepStrictEqual(yield* CacheStore.getMany(store, []), [])
+      }))
+
     test("a second set replaces the entry", (store, ns) =>
       Effect.gen(function*() {
         yield* store.set(`${ns}:fn:1`, entryAt("old", 0, 1_000, 60_000))
