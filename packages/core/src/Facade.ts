@@ -113,24 +113,23 @@ const settle = <A>(exit: Exit.Exit<A, unknown>): A => {
  *
  * @example
  * ```ts
- * import { CacheStore, Facade } from "@stalewise/core"
- * import { Job, RefreshQueue } from "@stalewise/refresh"
+ * import { CacheFirst, Facade } from "@stalewise/core"
  * import { Context, Effect, Layer, ManagedRuntime } from "effect"
  *
- * class Users extends Context.Tag("Users")<Users, Job.Job<[id: number], { readonly name: string }, never>>() {}
+ * class Users extends Context.Tag("Users")<Users, CacheFirst.CacheFirst<[id: number], string, never>>() {}
  *
  * const UsersLive = Layer.scoped(
  *   Users,
- *   Job.make({ name: "users", lifetime: "5 minutes", fetch: (id: number) => Effect.succeed({ name: `user ${id}` }) })
- * ).pipe(Layer.provide(Layer.merge(CacheStore.layerMemory, RefreshQueue.layerFibers())))
+ *   CacheFirst.make({ name: "users", timeToLive: "5 minutes", lookup: (id: number) => Effect.succeed(`user ${id}`) })
+ * )
  *
  * const runtime = ManagedRuntime.make(UsersLive)
  * const getUser = Facade.make(runtime, Users)
  *
  * export const handler = async (id: number) => {
- *   const user = await getUser(id) // a hit answers without starting a fiber
- *   const { status } = await getUser.withOutcome(id) // "hit"
- *   return { ...user, status }
+ *   const name = await getUser(id) // a miss: through the runtime, one lookup for concurrent callers
+ *   const { status } = await getUser.withOutcome(id) // "hit", answered without starting a fiber
+ *   return { name, status }
  * }
  * ```
  *
@@ -193,8 +192,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, ER, E2 = never>(
  */
 export interface InProcess {
   /**
-   * The live entry at `key`, as the store's `get` would answer (an expired one is not returned),
-   * or `undefined`. Counts nothing: call `hit` when the entry is served.
+   * The entry held at `key`, or `undefined`. It may have expired: the caller checks `expiresAt`
+   * against its clock and serves nothing past it (the store's `get` drops it). Counts nothing:
+   * call `hit` when the entry is served.
    */
   readonly peek: (key: string) => CacheEntry<unknown> | undefined
   /** Counts a hit in the store's metrics, as its `get` does. */
