@@ -54,9 +54,10 @@ export type Pass = typeof pass
  * at once — the value, or its outcome when `outcome` is true — doing the accounting the Effect
  * path does (metrics, recency). Any other case (a miss, an expired value, an invalid argument, a
  * closed scope, a read that must wait) answers {@link pass}, having changed nothing. `fork` runs
- * an Effect on the caller's runtime without waiting for it (a refresh request), on the runtime's
- * scheduler, after the call returns: whatever must be claimed at once (so that concurrent
- * callers do not fork the same work) the fast path claims before it forks.
+ * an Effect on the caller's runtime without waiting for it (a refresh request), a macrotask
+ * after the call, once the callers of that moment have their answers: whatever must be claimed
+ * at once (so that concurrent callers do not fork the same work) the fast path claims before it
+ * forks.
  *
  * @since 0.1.0
  * @category models
@@ -93,6 +94,19 @@ export interface Facade<in out Args extends ReadonlyArray<any>, in out A> {
   /** The value with its outcome (`hit`, `stale`, `miss`, …), as `getWithOutcome`. */
   readonly withOutcome: (...args: Args) => Promise<Outcome.Outcome<A>>
 }
+
+// the next macrotask: `setImmediate` where there is one (Node, Bun), a zero timeout elsewhere
+const timers = globalThis as unknown as {
+  readonly setImmediate?: (f: () => void) => unknown
+  readonly setTimeout: (f: () => void, millis: number) => unknown
+}
+const later: (f: () => void) => void = timers.setImmediate !== undefined
+  ? (f) => {
+    timers.setImmediate!(f)
+  }
+  : (f) => {
+    timers.setTimeout(f, 0)
+  }
 
 const settle = <A>(exit: Exit.Exit<A, unknown>): A => {
   if (Exit.isSuccess(exit)) return exit.value
@@ -154,10 +168,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, ER, E2 = never>(
       if (Exit.isFailure(exit)) resolving = undefined // a failed build may be retried
       return use(settle(exit))
     })
-  // Started on the runtime's scheduler, not in the caller's call: the strategy has claimed the
-  // work synchronously (concurrent callers see the claim), so none of them pays for starting it.
+  // Started once the callers of this moment have their answers (a macrotask later), not in the
+  // call and not in the microtasks their promises resolve in: the strategy has claimed the work
+  // synchronously (concurrent callers see the claim), so none of them pays for starting it.
   const fork = (effect: Effect.Effect<unknown>): void => {
-    runtime.runFork(effect, { immediate: false })
+    later(() => runtime.runFork(effect))
   }
 
   const slow = <X>(read: (readable: Readable<Args, A, E>) => Effect.Effect<X, E>): Promise<X> =>
