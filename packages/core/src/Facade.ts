@@ -54,9 +54,10 @@ export type Pass = typeof pass
  * at once — the value, or its outcome when `outcome` is true — doing the accounting the Effect
  * path does (metrics, recency). Any other case (a miss, an expired value, an invalid argument, a
  * closed scope, a read that must wait) answers {@link pass}, having changed nothing. `fork` runs
- * an Effect on the caller's runtime without waiting for it (a refresh request), on the runtime's
- * scheduler, after the call returns: whatever must be claimed at once (so that concurrent
- * callers do not fork the same work) the fast path claims before it forks.
+ * an Effect on the caller's runtime without waiting for it (a refresh request), a macrotask
+ * after the call, once the callers of that moment have their answers: whatever must be claimed
+ * at once (so that concurrent callers do not fork the same work) the fast path claims before it
+ * forks.
  *
  * @since 0.1.0
  * @category models
@@ -94,6 +95,19 @@ export interface Facade<in out Args extends ReadonlyArray<any>, in out A> {
   readonly withOutcome: (...args: Args) => Promise<Outcome.Outcome<A>>
 }
 
+// the next macrotask: `setImmediate` where there is one (Node, Bun), a zero timeout elsewhere
+const timers = globalThis as unknown as {
+  readonly setImmediate?: (f: () => void) => unknown
+  readonly setTimeout: (f: () => void, millis: number) => unknown
+}
+const later: (f: () => void) => void = timers.setImmediate !== undefined
+  ? (f) => {
+    timers.setImmediate!(f)
+  }
+  : (f) => {
+    timers.setTimeout(f, 0)
+  }
+
 const settle = <A>(exit: Exit.Exit<A, unknown>): A => {
   if (Exit.isSuccess(exit)) return exit.value
   const failure = Cause.failureOption(exit.cause)
@@ -113,24 +127,23 @@ const settle = <A>(exit: Exit.Exit<A, unknown>): A => {
  *
  * @example
  * ```ts
- * import { CacheStore, Facade } from "@stalewise/core"
- * import { Job, RefreshQueue } from "@stalewise/refresh"
+ * import { CacheFirst, Facade } from "@stalewise/core"
  * import { Context, Effect, Layer, ManagedRuntime } from "effect"
  *
- * class Users extends Context.Tag("Users")<Users, Job.Job<[id: number], { readonly name: string }, never>>() {}
+ * class Users extends Context.Tag("Users")<Users, CacheFirst.CacheFirst<[id: number], string, never>>() {}
  *
  * const UsersLive = Layer.scoped(
  *   Users,
- *   Job.make({ name: "users", lifetime: "5 minutes", fetch: (id: number) => Effect.succeed({ name: `user ${id}` }) })
- * ).pipe(Layer.provide(Layer.merge(CacheStore.layerMemory, RefreshQueue.layerFibers())))
+ *   CacheFirst.make({ name: "users", timeToLive: "5 minutes", lookup: (id: number) => Effect.succeed(`user ${id}`) })
+ * )
  *
  * const runtime = ManagedRuntime.make(UsersLive)
  * const getUser = Facade.make(runtime, Users)
  *
  * export const handler = async (id: number) => {
- *   const user = await getUser(id) // a hit answers without starting a fiber
- *   const { status } = await getUser.withOutcome(id) // "hit"
- *   return { ...user, status }
+ *   const name = await getUser(id) // a miss: through the runtime, one lookup for concurrent callers
+ *   const { status } = await getUser.withOutcome(id) // "hit", answered without starting a fiber
+ *   return { name, status }
  * }
  * ```
  *
@@ -155,10 +168,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, ER, E2 = never>(
       if (Exit.isFailure(exit)) resolving = undefined // a failed build may be retried
       return use(settle(exit))
     })
-  // Started on the runtime's scheduler, not in the caller's call: the strategy has claimed the
-  // work synchronously (concurrent callers see the claim), so none of them pays for starting it.
+  // Started once the callers of this moment have their answers (a macrotask later), not in the
+  // call and not in the microtasks their promises resolve in: the strategy has claimed the work
+  // synchronously (concurrent callers see the claim), so none of them pays for starting it.
   const fork = (effect: Effect.Effect<unknown>): void => {
-    runtime.runFork(effect, { immediate: false })
+    later(() => runtime.runFork(effect))
   }
 
   const slow = <X>(read: (readable: Readable<Args, A, E>) => Effect.Effect<X, E>): Promise<X> =>
@@ -193,8 +207,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, ER, E2 = never>(
  */
 export interface InProcess {
   /**
-   * The live entry at `key`, as the store's `get` would answer (an expired one is not returned),
-   * or `undefined`. Counts nothing: call `hit` when the entry is served.
+   * The entry held at `key`, or `undefined`. It may have expired: the caller checks `expiresAt`
+   * against its clock and serves nothing past it (the store's `get` drops it). Counts nothing:
+   * call `hit` when the entry is served.
    */
   readonly peek: (key: string) => CacheEntry<unknown> | undefined
   /** Counts a hit in the store's metrics, as its `get` does. */

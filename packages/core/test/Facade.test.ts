@@ -117,6 +117,37 @@ describe("Facade over a CacheFirst", () => {
     await t.runtime.dispose()
     await t.get("eu").then(() => assert.fail("resolved"), (error: unknown) => assert.instanceOf(error, Error))
   })
+  it("with a key function: the same key as the Effect path, and a key function that throws rejects", async () => {
+    const upstream = makeUpstream()
+    const layer = Layer.scoped(
+      Countries,
+      CacheFirst.make({
+        name: "countries",
+        lookup: upstream.lookup,
+        timeToLive: "10 minutes",
+        key: (id: string) => {
+          if (id === "throws") throw new Error("no id")
+          return id.toLowerCase()
+        }
+      })
+    )
+    const t = counted(layer)
+    try {
+      const countries = await t.runtime.runPromise(Countries)
+      const get = Facade.make(t.counting, countries)
+      await t.runtime.runPromise(countries.set(["EU"], "set"))
+      const promises = t.seen.promises
+      // "eu" and "EU" share the id "eu": the value set through the Effect path is a hit here
+      assert.strictEqual(await get("eu"), "set")
+      assert.strictEqual(t.seen.promises, promises)
+      const error = await get("throws").then(() => assert.fail("resolved"), (error: unknown) => error)
+      assert.instanceOf(error, CacheKey.CacheKeyError)
+      assert.strictEqual((error as CacheKey.CacheKeyError).reason, "Unkeyable")
+      assert.deepStrictEqual(upstream.calls, [])
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
 })
 
 describe("Facade over a Failover", () => {

@@ -60,15 +60,11 @@ export const make = (
       leaseSweepAt = Math.max(1024, leases.size * 2)
     }
 
-    // The synchronous read of the Promise facade's hit path (Facade.inProcess): the same answer
-    // as `get`, without an Effect around it.
+    // The synchronous read of the Promise facade's hit path (Facade.inProcess): the entry `get`
+    // would look at, without an Effect around it; the caller checks its expiry (it reads the
+    // clock anyway) and lets `get` drop an expired one.
     const inProcess: InProcess = {
-      peek: (key) => {
-        const entry = entries.get(key)
-        if (entry === undefined) return undefined
-        if (entry.expiresAt <= clock.unsafeCurrentTimeMillis()) return undefined
-        return entry
-      },
+      peek: (key) => entries.get(key),
       hit: counters.hit
     }
 

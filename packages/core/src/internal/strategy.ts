@@ -45,10 +45,24 @@ export const syncKeyDeriver = <Args extends ReadonlyArray<unknown>>(
       (fromArgs) => (args: Args) => fromArgs(args)
     )
   }
+  // as `CacheKey.attempt(() => key(...args))`, without a closure per call (the hit path's)
   return Either.map(
     Either.mapLeft(CacheKey.idDeriver(namespace, name), invalid),
-    (fromId) => (args: Args) => Either.flatMap(CacheKey.attempt(() => key(...args)), fromId)
+    (fromId) => (args: Args) => {
+      let id: string
+      try {
+        id = key(...args)
+      } catch {
+        return CacheKey.attempt(throws)
+      }
+      return fromId(id)
+    }
   )
+}
+
+// what `CacheKey.attempt` answers for a key function that threw, without calling it again
+const throws = (): never => {
+  throw new Error("the key function threw")
 }
 
 /**

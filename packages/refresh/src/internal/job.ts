@@ -159,6 +159,21 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         ? Either.flatMap(CacheKey.attempt(() => prepareArgs(...args)), fromArgs)
         : fromArgs(args)
     const keyOf = (args: Args): Effect.Effect<string, CacheKey.CacheKeyError> => Effect.suspend(() => keyNow(args))
+    // keyNow for the facade's hit path: the same key, without a closure per call; `undefined`
+    // when the arguments cannot be keyed (the call then fails through the runtime, as keyOf)
+    const keyFast = (args: Args): string | undefined => {
+      let derived: Either.Either<string, CacheKey.CacheKeyError>
+      try {
+        derived = keyId !== undefined
+          ? fromId(keyId(...args))
+          : prepareArgs !== undefined
+          ? fromArgs(prepareArgs(...args))
+          : fromArgs(args)
+      } catch {
+        return undefined
+      }
+      return derived._tag === "Right" ? derived.right : undefined
+    }
 
     const tagsOption = options.tags
     const entryOf = (value: A, args: Args): Effect.Effect<CacheEntry.CacheEntry<A>> => {
@@ -1123,9 +1138,8 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const tier = Facade.inProcess(store)
     const fastPath: Facade.FastPath<Args, A> | undefined = tier === undefined ? undefined : (args, outcome, fork) => {
       if (closed) return Facade.pass
-      const derived = keyNow(args)
-      if (derived._tag === "Left") return Facade.pass
-      const key = derived.right
+      const key = keyFast(args)
+      if (key === undefined) return Facade.pass
       const entry = tier.peek(key) as CacheEntry.CacheEntry<A> | undefined
       if (entry === undefined) return Facade.pass
       const at = now()
