@@ -87,8 +87,10 @@ const effectCache = (keys: number): Effect.Effect<Read, unknown, Scope.Scope> =>
       timeToLive: "1 day",
       lookup: (id: number) => Effect.succeed(userOf(id))
     })
-    yield* load(keys, cache.get, cache.contains)
-    return cache.get
+    // effect's Cache methods read `this`
+    const read = (id: number) => cache.get(id)
+    yield* load(keys, read, (id) => cache.contains(id))
+    return read
   })
 
 const lru = (keys: number): Effect.Effect<Read> =>
