@@ -22,11 +22,13 @@ import { facadeHit } from "./scenarios/facadeHit.js"
 import { failoverHungUpstream } from "./scenarios/failoverHungUpstream.js"
 import { getMany, getManyRedis } from "./scenarios/getMany.js"
 import { hotHit } from "./scenarios/hotHit.js"
+import { formatMemory, formatMemorySummary, memoryPerEntry, type MemoryResult } from "./scenarios/memoryPerEntry.js"
 import { redisHit, redisHitSequential } from "./scenarios/redisHit.js"
 import { staleBurst } from "./scenarios/staleBurst.js"
 import { staleRead } from "./scenarios/staleRead.js"
 import { stampedeColdKey, stampedeManyKeys } from "./scenarios/stampede.js"
 import { tieredHit } from "./scenarios/tieredHit.js"
+import { workingSetCacheFirst, workingSetHit100k, workingSetHit10k, workingSetJob } from "./scenarios/workingSetHit.js"
 
 const scenarios: ReadonlyArray<Harness.Scenario> = [
   hotHit,
@@ -41,8 +43,15 @@ const scenarios: ReadonlyArray<Harness.Scenario> = [
   redisHitSequential,
   tieredHit,
   getMany,
-  getManyRedis
+  getManyRedis,
+  workingSetJob,
+  workingSetCacheFirst,
+  workingSetHit10k,
+  workingSetHit100k
 ]
+
+// measured in child processes, outside the harness's rounds
+const memoryReports = [memoryPerEntry]
 
 const usage = `usage: pnpm bench -- [--quick] [--json] [--rounds N] [filter...]
 
@@ -51,7 +60,7 @@ const usage = `usage: pnpm bench -- [--quick] [--json] [--rounds N] [filter...]
   --rounds N   measured rounds (default 15 or the scenario's own, quick 3)
   filter       run only scenarios whose name contains one of these substrings
 
-scenarios: ${scenarios.map((s) => s.name).join(", ")}`
+scenarios: ${[...scenarios, ...memoryReports].map((s) => s.name).join(", ")}`
 
 const main = async (): Promise<number> => {
   const { positionals, values } = parseArgs({
@@ -74,7 +83,10 @@ const main = async (): Promise<number> => {
     return 2
   }
   const selected = scenarios.filter((s) => positionals.length === 0 || positionals.some((f) => s.name.includes(f)))
-  if (selected.length === 0) {
+  const selectedMemory = memoryReports.filter((s) =>
+    positionals.length === 0 || positionals.some((f) => s.name.includes(f))
+  )
+  if (selected.length === 0 && selectedMemory.length === 0) {
     process.stderr.write(`no scenario matches ${positionals.join(", ")}\n\n${usage}\n`)
     return 2
   }
@@ -119,16 +131,33 @@ const main = async (): Promise<number> => {
       print(`${scenario.name} FAILED\n${message}\n`)
     }
   }
+  const memory: Array<MemoryResult> = []
+  for (const report of selectedMemory) {
+    try {
+      const result = await report.run({ quick: values.quick, rounds, log: progress })
+      progress("")
+      memory.push(result)
+      print(`${formatMemory(result)}\n`)
+    } catch (error) {
+      progress("")
+      const message = error instanceof Error ? (error.stack ?? error.message) : String(error)
+      failures.push({ name: report.name, error: message })
+      print(`${report.name} FAILED\n${message}\n`)
+    }
+  }
   const totalSeconds = (performance.now() - started) / 1000
 
   print("summary")
   for (const result of results) print(`  ${Harness.formatSummary(result)}`)
+  for (const result of memory) print(`  ${formatMemorySummary(result)}`)
   for (const failure of failures) print(`  ${failure.name}: FAILED`)
   for (const skip of skipped) print(`  ${skip.name}: skipped (${skip.reason})`)
   print(`total ${totalSeconds.toFixed(1)}s`)
 
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ environment, totalSeconds, results, failures, skipped }, null, 2)}\n`)
+    process.stdout.write(
+      `${JSON.stringify({ environment, totalSeconds, results, memory, failures, skipped }, null, 2)}\n`
+    )
   }
   return failures.length === 0 ? 0 : 1
 }

@@ -29,6 +29,32 @@ describe("CacheStore.layerMemory", () => {
       assert.isAtLeast((yield* Metric.value(evictions)).count - before, 2)
     }))
 
+  it.effect("every entry keeps its own value and timestamps through evictions, refusals, replacements and deletes", () =>
+    Effect.gen(function*() {
+      // slots are reused: a refused, evicted, replaced or deleted entry must never leak into another
+      const store = yield* CacheStore.makeMemory({ capacity: 4, maxBytes: 4_000, sizeOf: (v) => (v as string).length })
+      const at = (i: number) => CacheEntry.make({ value: `v${i}`, createdAt: i, staleAt: i + 1, expiresAt: i + 1e12 })
+      for (let round = 0; round < 50; round++) {
+        yield* store.set("huge", entry("x".repeat(5_000))) // refused
+        yield* store.set(`k${round % 6}`, at(round)) // evicts the least recent of 4 once full
+        yield* store.set(`k${round % 6}`, at(round + 1_000)) // replaced in place
+        if (round % 7 === 0) yield* store.delete(`k${(round + 3) % 6}`)
+        const read = yield* store.get(`k${round % 6}`)
+        assert.deepStrictEqual(Option.getOrThrow(read), at(round + 1_000))
+      }
+      let held = 0
+      for (let k = 0; k < 6; k++) {
+        const read = yield* store.get(`k${k}`)
+        if (Option.isSome(read)) {
+          held++
+          assert.strictEqual(read.value.value, `v${read.value.createdAt}`, `k${k} has its own value`)
+          assert.strictEqual(read.value.staleAt, read.value.createdAt + 1)
+        }
+      }
+      assert.isAtMost(held, 4)
+      assert.isTrue(Option.isNone(yield* store.get("huge")))
+    }))
+
   it.effect("the default size estimate weighs big values more than small ones", () =>
     Effect.gen(function*() {
       const store = yield* CacheStore.makeMemory({ capacity: 100, maxBytes: 4_096 })
