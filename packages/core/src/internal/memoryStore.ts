@@ -45,6 +45,8 @@ export const make = (
     // a slot costs 32. One spare slot: a new entry takes its slot before lru-cache evicts.
     const values = new Array<unknown>(slots + 1).fill(undefined)
     const times = new Float64Array((slots + 1) * 3)
+    // the tags of the (few) tagged entries, by slot: untagged entries pay nothing for them
+    const tagsBySlot = new Map<number, ReadonlyArray<string>>()
     const free: Array<number> = []
     for (let slot = slots; slot >= 0; slot--) free.push(slot)
     const entries = new LRUCache<string, number>({
@@ -56,16 +58,21 @@ export const make = (
       }),
       dispose: (slot, _key, reason) => {
         values[slot] = undefined
+        if (tagsBySlot.size > 0) tagsBySlot.delete(slot)
         free.push(slot)
         if (reason === "evict") counters.eviction()
       }
     })
-    const entryAt = <A>(slot: number): CacheEntry<A> => ({
-      value: values[slot] as A,
-      createdAt: times[slot * 3]!,
-      staleAt: times[slot * 3 + 1]!,
-      expiresAt: times[slot * 3 + 2]!
-    })
+    const entryAt = <A>(slot: number): CacheEntry<A> => {
+      const entry: CacheEntry<A> = {
+        value: values[slot] as A,
+        createdAt: times[slot * 3]!,
+        staleAt: times[slot * 3 + 1]!,
+        expiresAt: times[slot * 3 + 2]!
+      }
+      const tags = tagsBySlot.size === 0 ? undefined : tagsBySlot.get(slot)
+      return tags === undefined ? entry : { ...entry, tags }
+    }
     const leases = new Map<string, { readonly token: string; readonly expiresAt: number }>()
     let leaseSweepAt = 1024
 
@@ -80,7 +87,10 @@ export const make = (
     // would look at, without an Effect around it; the caller checks its expiry (it reads the
     // clock anyway) and lets `get` drop an expired one.
     const inProcess: InProcess = {
-      peek: (key) => entries.get(key),
+      peek: (key) => {
+        const slot = entries.get(key)
+        return slot === undefined ? undefined : entryAt(slot)
+      },
       hit: counters.hit
     }
 
@@ -107,14 +117,14 @@ export const make = (
         Effect.sync(() => {
           const now = clock.unsafeCurrentTimeMillis()
           return keys.map((key): Option.Option<CacheEntry<A>> => {
-            const entry = entries.get(key)
-            if (entry === undefined || entry.expiresAt <= now) {
-              if (entry !== undefined) entries.delete(key)
+            const slot = entries.get(key)
+            if (slot === undefined || times[slot * 3 + 2]! <= now) {
+              if (slot !== undefined) entries.delete(key)
               counters.miss()
               return Option.none()
             }
             counters.hit()
-            return Option.some(entry as CacheEntry<A>)
+            return Option.some(entryAt<A>(slot))
           })
         }),
       set: (key, entry) =>
@@ -130,12 +140,15 @@ export const make = (
           times[slot * 3] = entry.createdAt
           times[slot * 3 + 1] = entry.staleAt
           times[slot * 3 + 2] = entry.expiresAt
+          if (entry.tags !== undefined) tagsBySlot.set(slot, entry.tags)
+          else if (tagsBySlot.size > 0) tagsBySlot.delete(slot)
           entries.set(key, slot)
           // lru-cache refuses an entry larger than the byte budget and drops the old one
           if (maxBytes !== undefined && !entries.has(key)) {
             // a refused newcomer gives its slot back (a replaced entry's was freed by its disposal)
             if (held === undefined) {
               values[slot] = undefined
+              tagsBySlot.delete(slot)
               free.push(slot)
             }
             counters.eviction()
