@@ -17,6 +17,7 @@ import type * as Schema from "effect/Schema"
 import type { ChainableCommander, Cluster, Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as RedisClient from "../RedisClient.js"
+import * as ClusterSlots from "./cluster.js"
 import * as ReadBatcher from "./readBatcher.js"
 import * as Script from "./script.js"
 
@@ -383,7 +384,7 @@ export const make = (
           if (remote.length === 0) return Effect.succeed(results)
           return Effect.flatMap(
             Effect.mapError(
-              redis.use("mget", (client) => client.mget(remote.map((i) => keys.entry(names[i]!)))),
+              redis.use("mget", (client) => ClusterSlots.mget(client, remote.map((i) => keys.entry(names[i]!)))),
               (error) => {
                 counters.error()
                 return toStoreError("getMany")(error)
