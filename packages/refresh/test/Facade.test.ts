@@ -13,7 +13,15 @@ const Users = Context.GenericTag<Users>("test/facade/Users")
  * A job over the memory store and a fibers queue, in a runtime on the TestClock; its upstream
  * counts its calls and may be held on a gate.
  */
-const setup = (options: { readonly syncRefreshAfter?: Duration.DurationInput; readonly gated?: boolean } = {}) => {
+const setup = (
+  options: {
+    readonly syncRefreshAfter?: Duration.DurationInput
+    readonly gated?: boolean
+    readonly tags?: ReadonlyArray<string>
+    readonly refreshAhead?: number
+    readonly negative?: boolean
+  } = {}
+) => {
   const calls: Array<string> = []
   let gate: Deferred.Deferred<void> | undefined
   const fetch = (id: string) =>
@@ -30,7 +38,10 @@ const setup = (options: { readonly syncRefreshAfter?: Duration.DurationInput; re
       fetch,
       lifetime: "10 minutes",
       timeToLive: "1 hour",
-      ...(options.syncRefreshAfter === undefined ? {} : { syncRefreshAfter: options.syncRefreshAfter })
+      ...(options.syncRefreshAfter === undefined ? {} : { syncRefreshAfter: options.syncRefreshAfter }),
+      ...(options.tags === undefined ? {} : { tags: options.tags }),
+      ...(options.refreshAhead === undefined ? {} : { refreshAhead: options.refreshAhead }),
+      ...(options.negative === true ? { negative: { when: () => true, timeToLive: "1 minute" } } : {})
     })
   ).pipe(
     Layer.provide(Layer.merge(CacheStore.layerMemory, RefreshQueue.layerFibers())),
@@ -88,6 +99,40 @@ describe("Facade over a Job", () => {
       assert.match(key, /^refresh:users:/)
     } finally {
       await t.runtime.dispose()
+    }
+  })
+
+  it("tagged entries, refreshes ahead and cached failures answer through the Effect path, by its rules", async () => {
+    const tagged = setup({ tags: ["people"] })
+    try {
+      assert.strictEqual(await tagged.getUser("ada"), "ada#1")
+      await tagged.adjust("1 second")
+      await tagged.runtime.runPromise(Effect.flatMap(Users, (users) => users.invalidateTag("people", { mode: "hard" })))
+      // a hard-invalidated tag: a miss, fetched again — never the old value from the tier
+      assert.strictEqual(await tagged.getUser("ada"), "ada#2")
+    } finally {
+      await tagged.runtime.dispose()
+    }
+    const ahead = setup({ refreshAhead: 0.5 })
+    try {
+      await ahead.getUser("ada")
+      await ahead.adjust("6 minutes")
+      const outcome = await ahead.getUser.withOutcome("ada")
+      assert.strictEqual(outcome.status, "hit")
+      await ahead.settle()
+      assert.deepStrictEqual(ahead.calls, ["ada", "ada"], "the late hit requested its refresh ahead")
+    } finally {
+      await ahead.runtime.dispose()
+    }
+    const negative = setup({ negative: true })
+    try {
+      const first = await negative.getUser("boom").catch((error: unknown) => error)
+      const second = await negative.getUser("boom").catch((error: unknown) => error)
+      assert.instanceOf(first, Boom)
+      assert.instanceOf(second, Boom)
+      assert.deepStrictEqual(negative.calls, ["boom"])
+    } finally {
+      await negative.runtime.dispose()
     }
   })
 

@@ -1137,13 +1137,18 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     // Everything else (misses, a refresh past `syncRefreshAfter`) runs through the runtime.
     const tier = Facade.inProcess(store)
     const fastPath: Facade.FastPath<Args, A> | undefined = tier === undefined ? undefined : (args, outcome, fork) => {
-      if (closed) return Facade.pass
+      // spans, cached failures, tag checks and refreshes ahead go through the Effect path
+      if (closed || traceHits) return Facade.pass
       const key = keyFast(args)
       if (key === undefined) return Facade.pass
+      if (negatives.size > 0 && negativeOf(key) !== undefined) return Facade.pass
       const entry = tier.peek(key) as CacheEntry.CacheEntry<A> | undefined
-      if (entry === undefined) return Facade.pass
+      if (entry === undefined || entry.tags !== undefined) return Facade.pass
       const at = now()
       if (at >= entry.expiresAt) return Facade.pass
+      if (refreshAhead !== undefined && at < entry.staleAt && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)) {
+        return Facade.pass
+      }
       if (at >= entry.staleAt) {
         if (
           syncRefreshAfterMillis !== undefined && at - entry.createdAt >= syncRefreshAfterMillis &&
