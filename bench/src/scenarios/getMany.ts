@@ -106,8 +106,10 @@ export const getMany: Harness.ThroughputScenario = Harness.throughput({
   name: "get-many",
   description: `batches of ${batch} keys (${hot} cached, ${batch - hot} misses, a batched upstream), in process`,
   unit: "keys",
-  size: 40_000,
-  quickSize: 4_000,
+  // 100 batches: the per-key contenders run at a few thousand keys a second
+  size: 10_000,
+  quickSize: 2_000,
+  rounds: 8,
   contenders: [
     {
       name: "DataLoader + lru-cache (loadMany)",
@@ -212,8 +214,9 @@ export const getManyRedis: Harness.ThroughputScenario = Harness.throughput({
   name: "get-many-redis",
   description: `batches of ${batch} keys, all present in a local redis-server`,
   unit: "keys",
-  size: 20_000,
+  size: 10_000,
   quickSize: 2_000,
+  rounds: 8,
   skip: RedisServer.unavailable,
   contenders: [
     {
