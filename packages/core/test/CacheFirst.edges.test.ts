@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheControl, CacheFirst, CacheMetrics, CacheStore } from "@stalewise/core"
-import { Cache, Duration, Effect, FastCheck as fc, Fiber, Option, Ref, TestClock, Tracer } from "effect"
+import { SpanRecorder } from "@stalewise/testing"
+import { Cache, Duration, Effect, FastCheck as fc, Fiber, Option, Ref, TestClock } from "effect"
 
 let names = 0
 const uniqueName = () => `cfedges${names++}`
@@ -217,16 +218,9 @@ describe("CacheFirst edges", () => {
   it.scoped("misses run in a stalewise.get span; hits only with traceHits", () =>
     Effect.gen(function*() {
       const upstream = yield* makeUpstream
-      const spans: Array<Tracer.Span> = []
-      const tracer = yield* Effect.tracer
-      const recording = Tracer.make({
-        span: (...args) => {
-          const span = tracer.span(...args)
-          spans.push(span)
-          return span
-        },
-        context: tracer.context
-      })
+      const recorder = yield* SpanRecorder.make
+      const spans = recorder.spans
+      const recording = recorder.tracer
       const quiet = yield* CacheFirst.make({ name: uniqueName(), timeToLive: "1 hour", lookup: upstream.lookup })
       yield* quiet.get("a").pipe(Effect.withTracer(recording))
       yield* quiet.get("a").pipe(Effect.withTracer(recording))

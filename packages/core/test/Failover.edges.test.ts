@@ -1,8 +1,9 @@
 import { KeyValueStore } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { CacheControl, CacheMetrics, CacheStore, Failover } from "@stalewise/core"
+import { SpanRecorder } from "@stalewise/testing"
 import type { Duration } from "effect"
-import { Effect, FastCheck as fc, Fiber, Option, Ref, TestClock, Tracer } from "effect"
+import { Effect, FastCheck as fc, Fiber, Option, Ref, TestClock } from "effect"
 
 type Behaviour = { readonly value: string; readonly after?: Duration.DurationInput } | "hang"
 
@@ -222,16 +223,9 @@ describe("Failover edges", () => {
     Effect.gen(function*() {
       const upstream = yield* makeUpstream
       const name = uniqueName()
-      const spans: Array<Tracer.Span> = []
-      const tracer = yield* Effect.tracer
-      const recording = Tracer.make({
-        span: (...args) => {
-          const span = tracer.span(...args)
-          spans.push(span)
-          return span
-        },
-        context: tracer.context
-      })
+      const recorder = yield* SpanRecorder.make
+      const spans = recorder.spans
+      const recording = recorder.tracer
       const failover = yield* Failover.make({ name, namespace: "rates", timeout: "1 second", lookup: upstream.lookup })
       yield* failover.get("secret-arg").pipe(Effect.withTracer(recording))
       yield* upstream.behave("hang")

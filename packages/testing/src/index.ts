@@ -19,6 +19,15 @@ export * as CacheStoreSuite from "./CacheStoreSuite.js"
 export * as ChaosStore from "./ChaosStore.js"
 
 /**
+ * Records the spans a program starts, for asserting on traces (which calls were traced, with
+ * which attributes) without an exporter: it wraps the tracer in context, so spans still behave
+ * as they would, and keeps every span it creates.
+ *
+ * @since 0.1.0
+ */
+export * as SpanRecorder from "./SpanRecorder.js"
+
+/**
  * A controllable upstream for tests: a `lookup` to hand to a strategy (`Failover`, `CacheFirst`, a
  * refresh `Job`), whose behaviour the test switches on cue — answer, answer after a delay, fail,
  * hang, die — and which counts its calls, the calls in flight and the calls interrupted. Delays
