@@ -350,6 +350,15 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       negatives.delete(key)
     }
 
+    // A use moves the key to the end, keeping the request held already: holding each hit's own
+    // request (and its arguments) until the key's next use promoted one garbage object per hit
+    // to the old generation once the working set outgrew the young one.
+    const reuse = (key: string, request: Request<Args>): void => {
+      const held = recency.get(key)
+      recency.delete(key)
+      recency.set(key, held ?? request)
+    }
+
     const touch = (request: Request<Args>): Effect.Effect<void> =>
       Effect.suspend(() => {
         recency.delete(request.key)
@@ -543,8 +552,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         if (negative !== undefined) {
           if (now() < negative.expiresAt) {
             count("negative")
-            recency.delete(key)
-            recency.set(key, request)
+            reuse(key, request)
             return traced(key, Effect.zipRight(CacheMetrics.annotateStatus("negative"), Effect.fail(negative.error)))
           }
           forgetKey(key)
@@ -556,8 +564,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           // effect's Cache keeps an entry until just after its time; ours ends at expiresAt
           if (!CacheEntry.isExpired(cached.value, at) && !overtaken.has(cached.value)) {
             count("hit")
-            recency.delete(key)
-            recency.set(key, request)
+            reuse(key, request)
             const outcome = internal.fromEntry(cached.value, at, "hit")
             return traceHits ? traced(key, Effect.succeed(outcome)) : Effect.succeed(outcome)
           }
