@@ -433,6 +433,15 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       negatives.delete(key)
     }
 
+    // A use moves the key to the end, keeping the request held already: holding each hit's own
+    // request (and its arguments) until the key's next use promoted one garbage object per hit
+    // to the old generation once the working set outgrew the young one.
+    const reuse = (key: string, request: Request<Args>): void => {
+      const held = recency.get(key)
+      recency.delete(key)
+      recency.set(key, held ?? request)
+    }
+
     const touch = (request: Request<Args>): Effect.Effect<void> =>
       Effect.suspend(() => {
         recency.delete(request.key)
@@ -629,8 +638,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         if (negative !== undefined) {
           if (now() < negative.expiresAt) {
             count("negative")
-            recency.delete(key)
-            recency.set(key, request)
+            reuse(key, request)
             return traced(key, Effect.zipRight(CacheMetrics.annotateStatus("negative"), Effect.fail(negative.error)))
           }
           forgetKey(key)
@@ -669,9 +677,11 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       invalidated: boolean
     ): Effect.Effect<Outcome.Outcome<A>, E> => {
       count("hit")
-      request.entry = entry
+      // the request already held keeps its place (no new one retained per hit)
+      const held = recency.get(key) ?? request
+      held.entry = entry
       recency.delete(key)
-      recency.set(key, request)
+      recency.set(key, held)
       const outcome = internal.fromEntry(entry, at, "hit")
       const served = traceHits ? traced(key, Effect.succeed(outcome)) : Effect.succeed(outcome)
       return invalidated || (refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead))
