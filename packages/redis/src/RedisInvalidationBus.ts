@@ -187,6 +187,14 @@ export const make = Effect.fnUntraced(function*(
   let connection = 0
   let subscribed = false
   let released = false
+  // Once per subscription: the flush that covers what was missed comes before any message heard
+  // on it (a message can arrive in the same read as the SUBSCRIBE reply, before the loop resumes).
+  const markSubscribed = () => {
+    if (subscribed) return
+    subscribed = true
+    Deferred.unsafeDone(firstAttempt, Exit.void)
+    emit({ _tag: "Flush", reason: "Resubscribed" })
+  }
   const subscribe = (current: number, subscriber: Redis) =>
     Effect.tryPromise(() => subscriber.subscribe(channel)).pipe(
       Effect.tapError((error) =>
@@ -200,10 +208,7 @@ export const make = Effect.fnUntraced(function*(
       }),
       Effect.flatMap(() =>
         Effect.sync(() => {
-          if (current !== connection) return
-          subscribed = true
-          Deferred.unsafeDone(firstAttempt, Exit.void)
-          emit({ _tag: "Flush", reason: "Resubscribed" })
+          if (current === connection) markSubscribed()
         })
       ),
       Effect.ignore
@@ -222,6 +227,7 @@ export const make = Effect.fnUntraced(function*(
     })
     subscriber.on("message", (from: string, message: string) => {
       if (from !== channel) return
+      markSubscribed()
       const invalidation = decode(message)
       if (invalidation !== undefined) emit(invalidation)
     })
