@@ -28,7 +28,7 @@ export interface SpanRecorder {
  *
  * @example
  * ```ts
- * import { SpanRecorder } from "@stalewise/testing"
+ * import * as SpanRecorder from "@stalewise/testing/SpanRecorder"
  * import { Effect } from "effect"
  *
  * const program = Effect.gen(function*() {
