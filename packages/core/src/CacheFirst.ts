@@ -436,10 +436,11 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     // A use moves the key to the end, keeping the request held already: holding each hit's own
     // request (and its arguments) until the key's next use promoted one garbage object per hit
     // to the old generation once the working set outgrew the young one.
-    const reuse = (key: string, request: Request<Args>): void => {
-      const held = recency.get(key)
+    const reuse = (key: string, request: Request<Args>): Request<Args> => {
+      const held = recency.get(key) ?? request
       recency.delete(key)
-      recency.set(key, held ?? request)
+      recency.set(key, held)
+      return held
     }
 
     const touch = (request: Request<Args>): Effect.Effect<void> =>
@@ -668,6 +669,10 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       return traced(key, Effect.zipRight(cache.invalidate(request), joinAndServe(request, at)))
     }
 
+    // a hit past the refresh-ahead point of its time-to-live starts a background reload
+    const aheadDue = (entry: CacheEntry.CacheEntry<A>, at: number): boolean =>
+      refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)
+
     const hit = (
       key: string,
       args: Args,
@@ -678,13 +683,10 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     ): Effect.Effect<Outcome.Outcome<A>, E> => {
       count("hit")
       // the request already held keeps its place (no new one retained per hit)
-      const held = recency.get(key) ?? request
-      held.entry = entry
-      recency.delete(key)
-      recency.set(key, held)
+      reuse(key, request).entry = entry
       const outcome = internal.fromEntry(entry, at, "hit")
       const served = traceHits ? traced(key, Effect.succeed(outcome)) : Effect.succeed(outcome)
-      return invalidated || (refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead))
+      return invalidated || aheadDue(entry, at)
         ? Effect.zipRight(startRefreshAhead(key, args, entry), served)
         : served
     }
@@ -973,7 +975,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       if (CacheEntry.isExpired(entry, at) || overtaken.has(entry) || loading.has(key.right)) return Facade.pass
       // tags are checked, and refreshes ahead started, through the Effect path
       if (entry.tags !== undefined) return Facade.pass
-      if (refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)) return Facade.pass
+      if (aheadDue(entry, at)) return Facade.pass
       count("hit")
       recency.delete(key.right)
       recency.set(key.right, request!)

@@ -94,38 +94,27 @@ export const make = (
       hit: counters.hit
     }
 
+    // an expired entry is dropped as it is found
+    const read = <A>(key: string, now: number): Option.Option<CacheEntry<A>> => {
+      const slot = entries.get(key)
+      if (slot === undefined || times[slot * 3 + 2]! <= now) {
+        if (slot !== undefined) entries.delete(key)
+        counters.miss()
+        return Option.none()
+      }
+      counters.hit()
+      return Option.some(entryAt<A>(slot))
+    }
+
     const store: CacheStore.CacheStore.Service = {
       [TypeId]: TypeId,
       backend,
-      get: <A>(key: string) =>
-        Effect.sync((): Option.Option<CacheEntry<A>> => {
-          const slot = entries.get(key)
-          if (slot === undefined) {
-            counters.miss()
-            return Option.none()
-          }
-          if (times[slot * 3 + 2]! <= clock.unsafeCurrentTimeMillis()) {
-            entries.delete(key)
-            counters.miss()
-            return Option.none()
-          }
-          counters.hit()
-          return Option.some(entryAt<A>(slot))
-        }),
+      get: <A>(key: string) => Effect.sync(() => read<A>(key, clock.unsafeCurrentTimeMillis())),
       // one batch: the same rules as `get`, key by key
       getMany: <A>(keys: ReadonlyArray<string>) =>
         Effect.sync(() => {
           const now = clock.unsafeCurrentTimeMillis()
-          return keys.map((key): Option.Option<CacheEntry<A>> => {
-            const slot = entries.get(key)
-            if (slot === undefined || times[slot * 3 + 2]! <= now) {
-              if (slot !== undefined) entries.delete(key)
-              counters.miss()
-              return Option.none()
-            }
-            counters.hit()
-            return Option.some(entryAt<A>(slot))
-          })
+          return keys.map((key) => read<A>(key, now))
         }),
       set: (key, entry) =>
         Effect.sync(() => {

@@ -765,6 +765,10 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         }
       )
 
+    // a hit past the refresh-ahead point of its lifetime requests a refresh
+    const aheadDue = (entry: CacheEntry.CacheEntry<A>, at: number): boolean =>
+      refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)
+
     const syncRefreshDue = (key: string, entry: CacheEntry.CacheEntry<A>, at: number): boolean =>
       syncRefreshAfterMillis !== undefined && at - entry.createdAt >= syncRefreshAfterMillis &&
       !(policy.staleIfError && backingOff(key, at))
@@ -879,7 +883,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         // hits and stale reads served at once are traced only with `traceHits` (a span would
         // cost them several times their time); reads that wait for the upstream always are
         if (at < entry.staleAt) {
-          const hit = refreshAhead !== undefined && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)
+          const hit = aheadDue(entry, at)
             ? onRefreshAhead(key, args, entry, at)
             : Effect.succeed(served(entry, at, "hit"))
           return traceHits ? CacheMetrics.traceCall(annotations, key, hit) : hit
@@ -1008,7 +1012,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
                 const live = Option.isSome(entry) && at < entry.value.expiresAt
                 if (live && entry.value.tags === undefined && at < entry.value.staleAt) {
                   // the common case, answered at once (unless refresh-ahead asks for a refresh)
-                  if (refreshAhead === undefined || at < TimePolicy.refreshAheadAt(entry.value, refreshAhead)) {
+                  if (!aheadDue(entry.value, at)) {
                     answers[i] = served(entry.value, at, "hit")
                     return
                   }
@@ -1146,14 +1150,9 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       if (entry === undefined || entry.tags !== undefined) return Facade.pass
       const at = now()
       if (at >= entry.expiresAt) return Facade.pass
-      if (refreshAhead !== undefined && at < entry.staleAt && at >= TimePolicy.refreshAheadAt(entry, refreshAhead)) {
-        return Facade.pass
-      }
+      if (at < entry.staleAt && aheadDue(entry, at)) return Facade.pass
       if (at >= entry.staleAt) {
-        if (
-          syncRefreshAfterMillis !== undefined && at - entry.createdAt >= syncRefreshAfterMillis &&
-          !(policy.staleIfError && backingOff(key, at))
-        ) return Facade.pass
+        if (syncRefreshDue(key, entry, at)) return Facade.pass
         if (needNoRequest(key, at, false, entry)) {
           metrics.countRefresh(name, "skipped")
         } else {
