@@ -104,8 +104,14 @@ for (const topology of RedisTest.topologies) {
         const keyPrefix = RedisTest.makePrefix()
         const a = yield* instance({ keyPrefix })
         const b = yield* instance({ keyPrefix })
+        // On a cluster one writer's messages for different keys leave from different nodes, in no
+        // order among them: so b first hears a's message for each key (its copy goes), then fills
+        // again, and no late message from these sets can drop a copy below.
         for (const key of ["ns:a:1", "ns:a:2", "ns:b:1", "nsx:a:1"]) {
+          yield* writeBehind(keyPrefix, key, entryAt(key, 0, 60_000, Infinity))
+          yield* RedisTest.filled(b, key)
           yield* a.set(key, entryAt(key, 0, 60_000, Infinity))
+          yield* RedisTest.eventually(Effect.map(b.peekMemory(key), Option.isNone), { within: "2 seconds" })
           yield* RedisTest.filled(b, key)
         }
         yield* a.delete("ns:b:1")
