@@ -312,8 +312,8 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       : Duration.toMillis(yield* TimePolicy.positiveDuration("negative.timeToLive", options.negative.timeToLive))
     const isNegative = options.negative?.when
     const namespace = options.namespace ?? strategy
-    const deriveKey = yield* internal.keyDeriver(namespace, options.name, options.key)
     const deriveKeyNow = yield* internal.syncKeyDeriver(namespace, options.name, options.key)
+    const deriveKey = (args: Args) => Effect.suspend(() => deriveKeyNow(args))
     const schema = options.schema
     const annotations: CacheMetrics.Annotations = { strategy, namespace, name: options.name }
     const count = CacheMetrics.makeOutcomeCounter(annotations)
@@ -651,6 +651,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           const entry = cached.value
           // effect's Cache keeps an entry until just after its time; ours ends at expiresAt
           if (!CacheEntry.isExpired(entry, at) && !overtaken.has(entry)) {
+            deriveKeyNow.remember(args, key)
             if (entry.tags === undefined) return hit(key, args, request, entry, at, false)
             // tagged: a hard invalidation of a tag is a miss, a soft one a hit that reloads
             return Effect.flatMap(tags.check(entry), (verdict) =>
@@ -973,6 +974,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       if (entry === undefined) return Facade.pass
       const at = now()
       if (CacheEntry.isExpired(entry, at) || overtaken.has(entry) || loading.has(key.right)) return Facade.pass
+      deriveKeyNow.remember(args, key.right)
       // tags are checked, and refreshes ahead started, through the Effect path
       if (entry.tags !== undefined) return Facade.pass
       if (aheadDue(entry, at)) return Facade.pass
@@ -982,5 +984,6 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       return outcome ? internal.fromEntry(entry, at, "hit") : entry.value
     }
     const guarded = yield* ScopeGuard.guard(scope, "CacheFirst", options.name, self)
-    return Object.assign(guarded, { [Facade.FastPathId]: fastPath })
+    // in a fiber too, a hit held in process answers in one step
+    return Object.assign(guarded, { [Facade.FastPathId]: fastPath, get: Facade.fiberGet(fastPath, guarded.get) })
   })

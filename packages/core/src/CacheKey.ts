@@ -19,6 +19,7 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
+import * as KeyMemo from "./internal/keyMemo.js"
 import { digest128 } from "./internal/sha256.js"
 
 /**
@@ -243,13 +244,42 @@ const remember = (slot: number, canonical: string, computed: string): void => {
 export const deriver = (
   namespace: string,
   name: string
-): Either.Either<(args: unknown) => Either.Either<string, CacheKeyError>, CacheKeyError> =>
+): Either.Either<Deriver, CacheKeyError> =>
   Either.gen(function*() {
     yield* validateSegment(namespace, "namespace")
     yield* validateSegment(name, "name")
     const keyPrefix = `${namespace}:${name}:`
-    return (args: unknown) => Either.map(encode(args), (canonical) => keyPrefix + digest(canonical))
+    const remembered = KeyMemo.make()
+    const derive = (args: unknown): Either.Either<string, CacheKeyError> => {
+      const known = Array.isArray(args) ? remembered.get(args) : undefined
+      return known !== undefined
+        ? Either.right(known)
+        : Either.map(encode(args), (canonical) => keyPrefix + digest(canonical))
+    }
+    return Object.assign(derive, {
+      remember: (args: unknown, key: string) => {
+        if (Array.isArray(args)) remembered.remember(args, key)
+      }
+    })
   })
+
+/**
+ * A key deriver ({@link deriver}): derives the key string of an argument list, and remembers the
+ * keys of hot single arguments (a string or a number) that its strategy read as cached, so that
+ * the next read of `get(42)` finds its key without encoding or digesting `[42]`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Deriver {
+  (args: unknown): Either.Either<string, CacheKeyError>
+  /**
+   * Offers `key`, derived by this deriver from `args`, as a key read as cached: it is remembered
+   * when `args` is a single string or number (bounded: between 65,536 and 131,072 of them, the
+   * most recently read). Offer only what this deriver derived from these very arguments.
+   */
+  readonly remember: (args: unknown, key: string) => void
+}
 
 /**
  * Like {@link deriver}, for ids the caller computes (the role of a user `key` function): an id

@@ -154,6 +154,11 @@ export const makeStoreCounters = (backend: string): StoreCounters => {
   }
 }
 
+const outcomesKey = MetricKey.counter("stalewise_outcomes", {
+  description: "Calls answered by a strategy, by strategy and outcome status",
+  incremental: true
+})
+
 /**
  * Calls answered by a strategy, tagged `strategy` (`failover`, `cache-first`,
  * `stale-while-revalidate`), the cache's `namespace` and `name` (a job's name is its `job` tag)
@@ -162,10 +167,7 @@ export const makeStoreCounters = (backend: string): StoreCounters => {
  * @since 0.1.0
  * @category metrics
  */
-export const outcomes = Metric.counter("stalewise_outcomes", {
-  description: "Calls answered by a strategy, by strategy and outcome status",
-  incremental: true
-})
+export const outcomes: Metric.Metric.Counter<number> = Metric.fromMetricKey(outcomesKey)
 
 /**
  * How long upstream calls took, tagged `strategy`; recorded for every call that ended, in success
@@ -249,20 +251,22 @@ export const makeOutcomeCounter = (
 ): (status: CountedStatus, reason?: Outcome.FailoverReason | undefined) => void => {
   const strategy = MetricLabel.make("strategy", annotations.strategy)
   const extra = extraLabels(annotations)
-  const labels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+  // each (status, reason)'s counter resolved once: a hit's count is one update, no lookup by tags
+  const counters = new Map<string, { readonly update: (input: number) => void }>()
   return (status, reason) => {
     const id = reason === undefined ? status : `${status}/${reason}`
-    let tags = labels.get(id)
-    if (tags === undefined) {
-      tags = [
+    let counter = counters.get(id)
+    if (counter === undefined) {
+      const tags = [
         strategy,
         MetricLabel.make("status", status),
         ...(reason === undefined ? [] : [MetricLabel.make("reason", reason)]),
         ...extra
       ]
-      labels.set(id, tags)
+      counter = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(outcomesKey, tags))
+      counters.set(id, counter)
     }
-    outcomes.unsafeUpdate(1, tags)
+    counter.update(1)
   }
 }
 

@@ -21,6 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
+import * as CacheControl from "./CacheControl.js"
 import type { CacheEntry } from "./CacheEntry.js"
 import type * as CacheStore from "./CacheStore.js"
 import type * as Outcome from "./Outcome.js"
@@ -65,8 +66,31 @@ export type Pass = typeof pass
 export type FastPath<in Args extends ReadonlyArray<any>, out A> = (
   args: Args,
   outcome: boolean,
-  fork: (effect: Effect.Effect<unknown>) => void
+  fork: ((effect: Effect.Effect<unknown>) => void) | undefined
 ) => A | Outcome.Outcome<A> | Pass
+
+/**
+ * A strategy's `get` that answers from its {@link FastPath} inside the caller's fiber when it can
+ * — a hit held in process costs one step of the fiber instead of the Effect path's chain — and
+ * runs `get` otherwise: under a `CacheControl` mode other than the default, or whenever the fast
+ * path passes (it is given no `fork`, so a read that would start work, a stale one whose refresh
+ * is not yet on its way, passes too). For strategy authors.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fiberGet = <Args extends ReadonlyArray<any>, A, E>(
+  fastPath: FastPath<Args, A>,
+  get: (...args: Args) => Effect.Effect<A, E>
+): (...args: Args) => Effect.Effect<A, E> =>
+(...args) =>
+  Effect.withFiberRuntime((fiber) => {
+    if (fiber.getFiberRef(CacheControl.currentMode) === "default") {
+      const answer = fastPath(args, false, undefined)
+      if (answer !== pass) return Exit.succeed(answer as A)
+    }
+    return get(...args)
+  })
 
 /**
  * What a facade can read: any strategy with `get` and `getWithOutcome` (a Job, a CacheFirst, a

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheKey } from "@stalewise/core"
-import { FastCheck } from "effect"
+import { Either, FastCheck } from "effect"
 import { digest128, isNative, portableDigest128 } from "../src/internal/sha256.js"
 
 describe("CacheKey.digest memo", () => {
@@ -57,5 +57,49 @@ describe("native SHA-256", () => {
     FastCheck.string({ unit: FastCheck.integer({ min: 0, max: 0xffff }).map((n) => String.fromCharCode(n)) })
   ], ([s]) => {
     assert.strictEqual(digest128(s), portableDigest128(s))
+  })
+})
+
+describe("CacheKey.deriver memo of hot arguments", () => {
+  const derive = (args: unknown) => Either.getOrThrow(Either.getOrThrow(CacheKey.deriver("ns", "fn"))(args))
+
+  it.prop(
+    "a remembered argument derives the key a fresh deriver derives, and no other argument's",
+    [FastCheck.array(FastCheck.oneof(FastCheck.integer(), FastCheck.double(), FastCheck.string({ unit: "binary" })), {
+      minLength: 1,
+      maxLength: 200
+    })],
+    ([values]) => {
+      const deriver = Either.getOrThrow(CacheKey.deriver("ns", "fn"))
+      for (const value of values) deriver.remember([value], Either.getOrThrow(deriver([value])))
+      for (const value of values) assert.strictEqual(Either.getOrThrow(deriver([value])), derive([value]))
+    }
+  )
+
+  it("keeps apart what a Map would merge or confuse: 0 and -0, 1 and \"1\", NaN", () => {
+    const deriver = Either.getOrThrow(CacheKey.deriver("ns", "fn"))
+    for (const value of [0, -0, 1, "1", NaN, "", "x".repeat(300)]) {
+      deriver.remember([value], Either.getOrThrow(deriver([value])))
+    }
+    assert.strictEqual(Either.getOrThrow(deriver([-0])), derive([-0]))
+    assert.strictEqual(Either.getOrThrow(deriver([0])), derive([0]))
+    assert.notStrictEqual(Either.getOrThrow(deriver([0])), Either.getOrThrow(deriver([-0])))
+    assert.strictEqual(Either.getOrThrow(deriver([1])), derive([1]))
+    assert.strictEqual(Either.getOrThrow(deriver(["1"])), derive(["1"]))
+    assert.strictEqual(Either.getOrThrow(deriver([NaN])), derive([NaN]))
+    // several arguments, or one that is not a string or number, are derived every time
+    deriver.remember([1, 2], "ns:fn:wrong")
+    deriver.remember([{ id: 1 }], "ns:fn:wrong")
+    assert.strictEqual(Either.getOrThrow(deriver([1, 2])), derive([1, 2]))
+    assert.strictEqual(Either.getOrThrow(deriver([{ id: 1 }])), derive([{ id: 1 }]))
+  })
+
+  it("stays bounded and right across generations: 300,000 arguments remembered, every one answered", () => {
+    const deriver = Either.getOrThrow(CacheKey.deriver("ns", "fn"))
+    for (let i = 0; i < 300_000; i++) deriver.remember([i], Either.getOrThrow(deriver([i])))
+    for (let i = 0; i < 300_000; i += 101) assert.strictEqual(Either.getOrThrow(deriver([i])), derive([i]))
+    // a remembered key is the very string derived before (its hash is cached for the store's lookup)
+    const key = Either.getOrThrow(deriver([299_999]))
+    assert.strictEqual(Either.getOrThrow(deriver([299_999])), key)
   })
 })

@@ -1,7 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CacheKey, CacheStore, Facade } from "@stalewise/core"
+import { CacheControl, CacheKey, CacheStore, Facade, ScopeGuard } from "@stalewise/core"
 import { Job, RefreshQueue } from "@stalewise/refresh"
-import { Context, Data, Deferred, Duration, Effect, Layer, ManagedRuntime, TestClock, TestContext } from "effect"
+import {
+  Cause,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  ManagedRuntime,
+  TestClock,
+  TestContext
+} from "effect"
 import { outcomes } from "./utils.js"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly id: string }> {}
@@ -271,5 +283,64 @@ describe("Facade over a Job", () => {
     } finally {
       await t.runtime.dispose()
     }
+  })
+})
+
+describe("Job.get in a fiber (Facade.fiberGet over the memory store)", () => {
+  it("a hit answers from the in-process tier with the Effect path's accounting", async () => {
+    const t = setup()
+    try {
+      const users = await t.runtime.runPromise(Users)
+      assert.strictEqual(await t.runtime.runPromise(users.get("ada")), "ada#1")
+      const before = await t.runtime.runPromise(outcomes("users", "hit"))
+      const values = await t.runtime.runPromise(Effect.all(Array.from({ length: 5 }, () => users.get("ada"))))
+      assert.deepStrictEqual(values, Array(5).fill("ada#1"))
+      assert.strictEqual(await t.runtime.runPromise(outcomes("users", "hit")), before + 5)
+      assert.deepStrictEqual(t.calls, ["ada"])
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("CacheControl modes still apply: bypass and forceRefresh reach the upstream for a cached key", async () => {
+    const t = setup()
+    try {
+      const users = await t.runtime.runPromise(Users)
+      await t.runtime.runPromise(users.get("ada"))
+      assert.strictEqual(await t.runtime.runPromise(CacheControl.bypass(users.get("ada"))), "ada#2")
+      assert.strictEqual(await t.runtime.runPromise(CacheControl.forceRefresh(users.get("ada"))), "ada#3")
+      assert.strictEqual(await t.runtime.runPromise(users.get("ada")), "ada#3")
+      assert.deepStrictEqual(t.calls, ["ada", "ada", "ada"])
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("100 concurrent stale reads in fibers are served stale and request one refresh", async () => {
+    const t = setup()
+    try {
+      const users = await t.runtime.runPromise(Users)
+      await t.runtime.runPromise(users.get("ada"))
+      await t.adjust(Duration.minutes(11))
+      const values = await t.runtime.runPromise(
+        Effect.all(Array.from({ length: 100 }, () => users.get("ada")), { concurrency: "unbounded" })
+      )
+      assert.deepStrictEqual(new Set(values), new Set(["ada#1"]))
+      await t.settle()
+      assert.deepStrictEqual(t.calls, ["ada", "ada"])
+      assert.strictEqual(await t.runtime.runPromise(users.get("ada")), "ada#2")
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("after its scope closed, a hit held in process dies with ScopeClosedError", async () => {
+    const t = setup()
+    const users = await t.runtime.runPromise(Users)
+    await t.runtime.runPromise(users.get("ada"))
+    await t.runtime.dispose()
+    const exit = await Effect.runPromiseExit(users.get("ada"))
+    assert.isTrue(Exit.isFailure(exit))
+    assert.instanceOf(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause), ScopeGuard.ScopeClosedError)
   })
 })

@@ -36,29 +36,43 @@ export const syncKeyDeriver = <Args extends ReadonlyArray<unknown>>(
   namespace: string,
   name: string,
   key: ((...args: Args) => string) | undefined
-): Either.Either<(args: Args) => Either.Either<string, CacheKey.CacheKeyError>, PolicyError> => {
+): Either.Either<SyncKeyDeriver<Args>, PolicyError> => {
   const invalid = (error: CacheKey.CacheKeyError) =>
     new PolicyError({ reason: "InvalidValue", option: error.path, detail: error.message })
   if (key === undefined) {
     return Either.map(
       Either.mapLeft(CacheKey.deriver(namespace, name), invalid),
-      (fromArgs) => (args: Args) => fromArgs(args)
+      (fromArgs) => Object.assign((args: Args) => fromArgs(args), { remember: fromArgs.remember })
     )
   }
   // as `CacheKey.attempt(() => key(...args))`, without a closure per call (the hit path's)
   return Either.map(
     Either.mapLeft(CacheKey.idDeriver(namespace, name), invalid),
-    (fromId) => (args: Args) => {
-      let id: string
-      try {
-        id = key(...args)
-      } catch {
-        return CacheKey.attempt(throws)
-      }
-      return fromId(id)
-    }
+    (fromId) =>
+      Object.assign((args: Args) => {
+        let id: string
+        try {
+          id = key(...args)
+        } catch {
+          return CacheKey.attempt(throws)
+        }
+        return fromId(id)
+      }, { remember: rememberNothing })
   )
 }
+
+/**
+ * A strategy's synchronous key derivation; `remember` offers the key of a call read as cached to
+ * the memo of hot arguments (`CacheKey.Deriver`; nothing with a user `key` function).
+ *
+ * @internal
+ */
+export interface SyncKeyDeriver<Args extends ReadonlyArray<unknown>> {
+  (args: Args): Either.Either<string, CacheKey.CacheKeyError>
+  readonly remember: (args: Args, key: string) => void
+}
+
+const rememberNothing = (): void => {}
 
 // what `CacheKey.attempt` answers for a key function that threw, without calling it again
 const throws = (): never => {

@@ -159,6 +159,11 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
         ? Either.flatMap(CacheKey.attempt(() => prepareArgs(...args)), fromArgs)
         : fromArgs(args)
     const keyOf = (args: Args): Effect.Effect<string, CacheKey.CacheKeyError> => Effect.suspend(() => keyNow(args))
+    // A key read as cached is offered to the deriver's memo of hot arguments (the default key
+    // only: with `key` or `prepareArgs` the arguments are not what was digested).
+    const rememberKey = keyId === undefined && prepareArgs === undefined
+      ? fromArgs.remember
+      : (_args: Args, _key: string) => {}
     // keyNow for the facade's hit path: the same key, without a closure per call; `undefined`
     // when the arguments cannot be keyed (the call then fails through the runtime, as keyOf)
     const keyFast = (args: Args): string | undefined => {
@@ -880,6 +885,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       const at = now()
       if (Option.isSome(cached)) {
         const entry = cached.value
+        rememberKey(args, key)
         // hits and stale reads served at once are traced only with `traceHits` (a span would
         // cost them several times their time); reads that wait for the upstream always are
         if (at < entry.staleAt) {
@@ -1150,11 +1156,14 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       if (entry === undefined || entry.tags !== undefined) return Facade.pass
       const at = now()
       if (at >= entry.expiresAt) return Facade.pass
+      rememberKey(args, key)
       if (at < entry.staleAt && aheadDue(entry, at)) return Facade.pass
       if (at >= entry.staleAt) {
         if (syncRefreshDue(key, entry, at)) return Facade.pass
         if (needNoRequest(key, at, false, entry)) {
           metrics.countRefresh(name, "skipped")
+        } else if (fork === undefined) {
+          return Facade.pass
         } else {
           markPending(key, entry, at)
           fork(takeLeaseAndOffer(key, args, { force: false, seen: entry }, at))
@@ -1170,7 +1179,10 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       return entry.value
     }
     const guarded = yield* ScopeGuard.guard(yield* Effect.scope, "Job", name, job)
-    return fastPath === undefined ? guarded : Object.assign(guarded, { [Facade.FastPathId]: fastPath })
+    // in a fiber too, a hit held in process answers in one step
+    return fastPath === undefined
+      ? guarded
+      : Object.assign(guarded, { [Facade.FastPathId]: fastPath, get: Facade.fiberGet(fastPath, guarded.get) })
   })
 
 /** @internal */
