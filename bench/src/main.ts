@@ -28,7 +28,13 @@ import { staleBurst } from "./scenarios/staleBurst.js"
 import { staleRead } from "./scenarios/staleRead.js"
 import { stampedeColdKey, stampedeManyKeys } from "./scenarios/stampede.js"
 import { tieredHit } from "./scenarios/tieredHit.js"
-import { workingSetCacheFirst, workingSetHit100k, workingSetHit10k, workingSetJob } from "./scenarios/workingSetHit.js"
+import {
+  workingSetCacheFirst,
+  workingSetHit100k,
+  workingSetHit10k,
+  workingSetJob,
+  workingSetLruCache
+} from "./scenarios/workingSetHit.js"
 
 const scenarios: ReadonlyArray<Harness.Scenario> = [
   hotHit,
@@ -46,6 +52,7 @@ const scenarios: ReadonlyArray<Harness.Scenario> = [
   getManyRedis,
   workingSetJob,
   workingSetCacheFirst,
+  workingSetLruCache,
   workingSetHit10k,
   workingSetHit100k
 ]

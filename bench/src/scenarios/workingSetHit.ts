@@ -106,7 +106,8 @@ const ownTarget = 1 / 1.1
 const perStrategy = (
   name: string,
   label: string,
-  build: (keys: number) => Effect.Effect<Read, unknown, Scope.Scope>
+  build: (keys: number) => Effect.Effect<Read, unknown, Scope.Scope>,
+  target: number | undefined = ownTarget
 ): Harness.ThroughputScenario =>
   Harness.throughput({
     name,
@@ -117,7 +118,7 @@ const perStrategy = (
     rounds: 10,
     contenders: [1, 10_000, 100_000].map((keys) => ({
       name: `${label}, ${keys === 1 ? "1 key" : `${keys / 1000}k keys`}`,
-      ...(keys === 1 ? { baseline: true } : { target: ownTarget }),
+      ...(keys === 1 ? { baseline: true } : target === undefined ? {} : { target }),
       setup: (reads: number) => Effect.map(build(keys), (read) => cycle(reads, keys, read))
     }))
   })
@@ -179,3 +180,17 @@ export const workingSetHit10k: Harness.ThroughputScenario = withPeers(10_000)
  * @category scenarios
  */
 export const workingSetHit100k: Harness.ThroughputScenario = withPeers(100_000)
+
+/**
+ * The same shape for lru-cache alone (no target): what a larger working set costs a plain
+ * in-process LRU read — CPU caches, not key derivation — for comparison with the rows above.
+ *
+ * @since 0.1.0
+ * @category scenarios
+ */
+export const workingSetLruCache: Harness.ThroughputScenario = perStrategy(
+  "working-set-lru-cache",
+  "lru-cache get in Effect.sync",
+  lru,
+  undefined
+)

@@ -967,20 +967,26 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     yield* Scope.addFinalizer(scope, Effect.sync(() => closed = true))
     const fastPath: Facade.FastPath<Args, A> = (args, outcome) => {
       if (closed || traceHits) return Facade.pass
-      const key = deriveKeyNow(args)
-      if (key._tag === "Left") return Facade.pass
-      const request = recency.get(key.right)
+      const known = deriveKeyNow.remembered(args)
+      let key: string
+      if (known !== undefined) key = known
+      else {
+        const derived = deriveKeyNow(args)
+        if (derived._tag === "Left") return Facade.pass
+        key = derived.right
+      }
+      const request = recency.get(key)
       const entry = request?.entry as CacheEntry.CacheEntry<A> | undefined
       if (entry === undefined) return Facade.pass
       const at = now()
-      if (CacheEntry.isExpired(entry, at) || overtaken.has(entry) || loading.has(key.right)) return Facade.pass
-      deriveKeyNow.remember(args, key.right)
+      if (CacheEntry.isExpired(entry, at) || overtaken.has(entry) || loading.has(key)) return Facade.pass
+      if (known === undefined) deriveKeyNow.remember(args, key)
       // tags are checked, and refreshes ahead started, through the Effect path
       if (entry.tags !== undefined) return Facade.pass
       if (aheadDue(entry, at)) return Facade.pass
       count("hit")
-      recency.delete(key.right)
-      recency.set(key.right, request!)
+      recency.delete(key)
+      recency.set(key, request!)
       return outcome ? internal.fromEntry(entry, at, "hit") : entry.value
     }
     const guarded = yield* ScopeGuard.guard(scope, "CacheFirst", options.name, self)

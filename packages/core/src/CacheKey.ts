@@ -257,6 +257,7 @@ export const deriver = (
         : Either.map(encode(args), (canonical) => keyPrefix + digest(canonical))
     }
     return Object.assign(derive, {
+      remembered: (args: unknown) => Array.isArray(args) ? remembered.get(args) : undefined,
       remember: (args: unknown, key: string) => {
         if (Array.isArray(args)) remembered.remember(args, key)
       }
@@ -279,6 +280,8 @@ export interface Deriver {
    * most recently read). Offer only what this deriver derived from these very arguments.
    */
   readonly remember: (args: unknown, key: string) => void
+  /** The key remembered for `args`, or `undefined`: what the deriver answers first. */
+  readonly remembered: (args: unknown) => string | undefined
 }
 
 /**

@@ -34,7 +34,7 @@ const memoisable = (args: ReadonlyArray<unknown>): string | number | undefined =
 }
 
 /** @internal */
-export const make = (generation = 65_536): KeyMemo => {
+export const make = (generation = 131_072): KeyMemo => {
   let young = new Map<string | number, string>()
   let old = new Map<string | number, string>()
   const put = (arg: string | number, key: string) => {

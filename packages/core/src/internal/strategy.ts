@@ -42,7 +42,11 @@ export const syncKeyDeriver = <Args extends ReadonlyArray<unknown>>(
   if (key === undefined) {
     return Either.map(
       Either.mapLeft(CacheKey.deriver(namespace, name), invalid),
-      (fromArgs) => Object.assign((args: Args) => fromArgs(args), { remember: fromArgs.remember })
+      (fromArgs) =>
+        Object.assign((args: Args) => fromArgs(args), {
+          remember: fromArgs.remember,
+          remembered: fromArgs.remembered
+        })
     )
   }
   // as `CacheKey.attempt(() => key(...args))`, without a closure per call (the hit path's)
@@ -57,7 +61,7 @@ export const syncKeyDeriver = <Args extends ReadonlyArray<unknown>>(
           return CacheKey.attempt(throws)
         }
         return fromId(id)
-      }, { remember: rememberNothing })
+      }, { remember: rememberNothing, remembered: rememberNothing })
   )
 }
 
@@ -70,9 +74,11 @@ export const syncKeyDeriver = <Args extends ReadonlyArray<unknown>>(
 export interface SyncKeyDeriver<Args extends ReadonlyArray<unknown>> {
   (args: Args): Either.Either<string, CacheKey.CacheKeyError>
   readonly remember: (args: Args, key: string) => void
+  /** The key remembered for `args`, or `undefined` (always, with a user `key` function). */
+  readonly remembered: (args: Args) => string | undefined
 }
 
-const rememberNothing = (): void => {}
+const rememberNothing = (): undefined => undefined
 
 // what `CacheKey.attempt` answers for a key function that threw, without calling it again
 const throws = (): never => {

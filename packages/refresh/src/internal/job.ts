@@ -161,9 +161,8 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const keyOf = (args: Args): Effect.Effect<string, CacheKey.CacheKeyError> => Effect.suspend(() => keyNow(args))
     // A key read as cached is offered to the deriver's memo of hot arguments (the default key
     // only: with `key` or `prepareArgs` the arguments are not what was digested).
-    const rememberKey = keyId === undefined && prepareArgs === undefined
-      ? fromArgs.remember
-      : (_args: Args, _key: string) => {}
+    const memoised = keyId === undefined && prepareArgs === undefined
+    const rememberKey = memoised ? fromArgs.remember : (_args: Args, _key: string) => {}
     // keyNow for the facade's hit path: the same key, without a closure per call; `undefined`
     // when the arguments cannot be keyed (the call then fails through the runtime, as keyOf)
     const keyFast = (args: Args): string | undefined => {
@@ -1149,14 +1148,15 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     const fastPath: Facade.FastPath<Args, A> | undefined = tier === undefined ? undefined : (args, outcome, fork) => {
       // spans, cached failures, tag checks and refreshes ahead go through the Effect path
       if (closed || traceHits) return Facade.pass
-      const key = keyFast(args)
+      const known = memoised ? fromArgs.remembered(args) : undefined
+      const key = known ?? keyFast(args)
       if (key === undefined) return Facade.pass
       if (negatives.size > 0 && negativeOf(key) !== undefined) return Facade.pass
       const entry = tier.peek(key) as CacheEntry.CacheEntry<A> | undefined
       if (entry === undefined || entry.tags !== undefined) return Facade.pass
       const at = now()
       if (at >= entry.expiresAt) return Facade.pass
-      rememberKey(args, key)
+      if (known === undefined) rememberKey(args, key)
       if (at < entry.staleAt && aheadDue(entry, at)) return Facade.pass
       if (at >= entry.staleAt) {
         if (syncRefreshDue(key, entry, at)) return Facade.pass
