@@ -276,7 +276,7 @@ export interface Deriver {
   (args: unknown): Either.Either<string, CacheKeyError>
   /**
    * Offers `key`, derived by this deriver from `args`, as a key read as cached: it is remembered
-   * when `args` is a single string or number (bounded: between 65,536 and 131,072 of them, the
+   * when `args` is a single string or number (bounded: between 131,072 and 262,144 of them, the
    * most recently read). Offer only what this deriver derived from these very arguments.
    */
   readonly remember: (args: unknown, key: string) => void
