@@ -965,12 +965,16 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     // an Effect; anything but an unexpired hit runs through the runtime.
     let closed = false
     yield* Scope.addFinalizer(scope, Effect.sync(() => closed = true))
-    const fastPath: Facade.FastPath<Args, A> = (args, outcome) => {
+    const fastPath: Facade.FastPath<Args, A> = (args, outcome, fork) => {
       if (closed || traceHits) return Facade.pass
       const known = deriveKeyNow.remembered(args)
       let key: string
       if (known !== undefined) key = known
-      else {
+      else if (fork === undefined && options.key === undefined) {
+        // in a fiber, a key not remembered yet is derived once, by the Effect path (which
+        // remembers it on a hit), not here and again there
+        return Facade.pass
+      } else {
         const derived = deriveKeyNow(args)
         if (derived._tag === "Left") return Facade.pass
         key = derived.right

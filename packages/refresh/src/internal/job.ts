@@ -1149,6 +1149,9 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       // spans, cached failures, tag checks and refreshes ahead go through the Effect path
       if (closed || traceHits) return Facade.pass
       const known = memoised ? fromArgs.remembered(args) : undefined
+      // in a fiber, a key not remembered yet is derived once, by the Effect path (which
+      // remembers it on a hit), not here and again there
+      if (known === undefined && memoised && fork === undefined) return Facade.pass
       const key = known ?? keyFast(args)
       if (key === undefined) return Facade.pass
       if (negatives.size > 0 && negativeOf(key) !== undefined) return Facade.pass
