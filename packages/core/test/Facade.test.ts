@@ -1,6 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CacheFirst, CacheKey, CacheStore, Facade, Failover } from "@stalewise/core"
-import { Context, Data, Deferred, Duration, Effect, Layer, ManagedRuntime, TestClock, TestContext } from "effect"
+import { CacheControl, CacheFirst, CacheKey, CacheStore, Facade, Failover, ScopeGuard } from "@stalewise/core"
+import {
+  Cause,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  ManagedRuntime,
+  TestClock,
+  TestContext
+} from "effect"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly id: string }> {}
 
@@ -182,5 +194,54 @@ describe("Facade over a Failover", () => {
     } finally {
       await t.runtime.dispose()
     }
+  })
+})
+
+describe("Facade.fiberGet", () => {
+  it("answers from the fast path in the default mode, given no fork; otherwise runs get", () =>
+    Effect.runPromise(Effect.gen(function*() {
+      const forks: Array<unknown> = []
+      const slow: Array<string> = []
+      const fast: Facade.FastPath<[id: string], string> = ([id], outcome, fork) => {
+        forks.push(fork)
+        assert.isFalse(outcome)
+        return id.startsWith("hot") ? `fast ${id}` : Facade.pass
+      }
+      const get = Facade.fiberGet(fast, (id: string) =>
+        Effect.sync(() => {
+          slow.push(id)
+          return `slow ${id}`
+        }))
+      assert.strictEqual(yield* get("hot"), "fast hot")
+      assert.strictEqual(yield* get("cold"), "slow cold")
+      // a mode other than the default never reaches the fast path
+      assert.strictEqual(yield* CacheControl.bypass(get("hot")), "slow hot")
+      assert.strictEqual(yield* CacheControl.forceRefresh(get("hot")), "slow hot")
+      assert.deepStrictEqual(slow, ["cold", "hot", "hot"])
+      assert.deepStrictEqual(forks, [undefined, undefined])
+      // lazy, as any Effect: nothing is read until it runs, and each run reads again
+      const once = get("hot2")
+      assert.strictEqual(forks.length, 2)
+      yield* once
+      yield* once
+      assert.strictEqual(forks.length, 4)
+    })))
+
+  it("CacheFirst.get in a fiber: hits answer the cached value, bypass still reaches the upstream, a closed scope dies", async () => {
+    const t = cacheFirst()
+    const countries = await t.runtime.runPromise(Countries)
+    try {
+      assert.strictEqual(await t.runtime.runPromise(countries.get("eu")), "eu#1")
+      assert.deepStrictEqual(await t.runtime.runPromise(Effect.all([countries.get("eu"), countries.get("eu")])), [
+        "eu#1",
+        "eu#1"
+      ])
+      assert.strictEqual(await t.runtime.runPromise(CacheControl.bypass(countries.get("eu"))), "eu#2")
+      assert.deepStrictEqual(t.upstream.calls, ["eu", "eu"])
+    } finally {
+      await t.runtime.dispose()
+    }
+    const exit = await Effect.runPromiseExit(countries.get("eu"))
+    assert.isTrue(Exit.isFailure(exit) && Cause.squash(exit.cause) instanceof ScopeGuard.ScopeClosedError)
   })
 })

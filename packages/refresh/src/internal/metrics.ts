@@ -8,9 +8,10 @@ export const strategy = "stale-while-revalidate"
 /** @internal */
 export type RefreshMetricResult = "started" | "succeeded" | "failed" | "skipped" | "dropped" | "rejected"
 
-// Label arrays are built once per (job, value) so each update is a cached hook lookup (effect
-// caches a metric's hooks by label-array identity).
-const refreshLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+// Label arrays are built once per (job, result) so each update is a cached hook lookup (effect
+// caches a metric's hooks by label-array identity); found by job, then result: nothing is
+// allocated per count (a burst of stale reads counts one "skipped" each).
+const refreshLabels = new Map<string, Map<RefreshMetricResult, ReadonlyArray<MetricLabel.MetricLabel>>>()
 
 /**
  * Counts one refresh of `job` in `CacheMetrics.refreshes` (labels `result`, `job`).
@@ -18,11 +19,15 @@ const refreshLabels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
  * @internal
  */
 export const countRefresh = (job: string, result: RefreshMetricResult): void => {
-  const id = `${job}\u0000${result}`
-  let labels = refreshLabels.get(id)
+  let byResult = refreshLabels.get(job)
+  if (byResult === undefined) {
+    byResult = new Map()
+    refreshLabels.set(job, byResult)
+  }
+  let labels = byResult.get(result)
   if (labels === undefined) {
     labels = [MetricLabel.make("result", result), MetricLabel.make("job", job)]
-    refreshLabels.set(id, labels)
+    byResult.set(result, labels)
   }
   CacheMetrics.refreshes.unsafeUpdate(1, labels)
 }
