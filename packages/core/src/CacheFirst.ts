@@ -297,6 +297,8 @@ interface Load<A, E> {
   timer: Fiber.RuntimeFiber<unknown> | undefined
   /** The load was given up (interrupted on abandon or by its bound): it cleans nothing up. */
   abandoned: boolean
+  /** The effect `Cache` the load runs in (the strategy's may be rebuilt meanwhile). */
+  readonly cache: unknown
 }
 
 const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
@@ -415,7 +417,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     // recently used (a hit re-queues the entry behind a stale copy of its first access), so its
     // capacity is unbounded and `recency` evicts instead: a Map's insertion order, where a use
     // moves the key to the end.
-    const cache = yield* Cache.makeWith<Request<Args>, CacheEntry.CacheEntry<A>, E>({
+    const makeCache = Cache.makeWith<Request<Args>, CacheEntry.CacheEntry<A>, E>({
       capacity: Number.MAX_SAFE_INTEGER,
       lookup,
       // failures get no time at all; they are also dropped explicitly once their waiters have them
@@ -424,7 +426,29 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           ? Duration.millis(Math.max(0, exit.value.expiresAt - clock.unsafeCurrentTimeMillis()))
           : Duration.zero
     })
+    let cache = yield* makeCache
     const recency = new Map<string, Request<Args>>()
+    // effect's Cache remembers a key object for every read that missed and for every load's
+    // pending state, in a list only its own capacity eviction trims; with that capacity unbounded
+    // (`recency` evicts), they piled up — about 425 bytes per distinct key ever missed, each
+    // keeping its request alive. So after `capacity + 1,024` loads the Cache is rebuilt with the
+    // live entries alone (one `set` each: amortized, one per load), synchronously, so that no
+    // caller sees it half filled. Loads still running finish into the new one (`cleanUp`).
+    const rebuildAfter = capacity + 1_024
+    let loadsSinceRebuild = 0
+    const rebuild: Effect.Effect<void> = Effect.flatMap(makeCache, (fresh) =>
+      Effect.sync(() => {
+        const live: Array<Request<Args>> = []
+        for (const request of recency.values()) if (request.entry !== undefined) live.push(request)
+        Effect.runSync(Effect.withClock(
+          Effect.forEach(live, (request) => fresh.set(request, request.entry as CacheEntry.CacheEntry<A>), {
+            discard: true
+          }),
+          clock
+        ))
+        cache = fresh
+        loadsSinceRebuild = 0
+      }))
     // failures kept by negative caching, with the time they expire
     const negatives = new Map<string, { readonly error: E; readonly expiresAt: number }>()
 
@@ -471,7 +495,11 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       loading.delete(request.key)
       if (Exit.isSuccess(exit)) {
         request.entry = exit.value
-        return touch(request)
+        // a load that ran in a Cache since rebuilt stores its value in the current one
+        const stored = started.cache === cache
+          ? touch(request)
+          : Effect.zipRight(cache.set(request, exit.value), touch(request))
+        return ++loadsSinceRebuild >= rebuildAfter ? Effect.zipRight(stored, rebuild) : stored
       }
       const error = Cause.failureOption(exit.cause)
       if (isNegative !== undefined && Option.isSome(error) && isNegative(error.value)) {
@@ -493,7 +521,8 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           startedAt: now(),
           waiters: 1,
           timer: undefined,
-          abandoned: false
+          abandoned: false,
+          cache
         }
         const run = cache.get(request).pipe(
           Effect.onExit((exit) =>

@@ -87,6 +87,37 @@ describe("CacheFirst edges", () => {
     { fastCheck: { numRuns: 100 } }
   )
 
+  it.scoped("across a rebuild of effect's Cache (every capacity + 1,024 loads): LRU order, hits and a load in flight hold", () =>
+    Effect.gen(function*() {
+      const upstream = yield* makeUpstream
+      const cached = yield* CacheFirst.make({
+        name: uniqueName(),
+        timeToLive: "1 hour",
+        capacity: 3,
+        lookup: upstream.lookup
+      })
+      const model = referenceLru(3)
+      // a load in flight while the Cache is rebuilt: it finishes into the new one
+      yield* Ref.set(upstream.delay, "1 second")
+      const slow = yield* Effect.fork(cached.getWithOutcome("slow"))
+      yield* TestClock.adjust("1 millis")
+      yield* Ref.set(upstream.delay, Duration.zero)
+      for (let i = 0; i < 2_100; i++) {
+        const key = `k${i % 700}`
+        const outcome = yield* cached.getWithOutcome(i % 5 === 0 ? "k0" : key)
+        assert.strictEqual(outcome.status, model(i % 5 === 0 ? "k0" : key), `read ${i}`)
+      }
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* Fiber.join(slow)).status, "miss")
+      model("slow")
+      // "slow" landed in the rebuilt Cache: a hit, no call
+      const calls = yield* Ref.get(upstream.calls)
+      assert.strictEqual((yield* cached.getWithOutcome("slow")).status, model("slow"))
+      assert.strictEqual((yield* cached.getWithOutcome("k699")).status, model("k699"))
+      assert.strictEqual(yield* Ref.get(upstream.calls), calls)
+      assert.strictEqual((yield* cached.getWithOutcome("k697")).status, model("k697"))
+    }))
+
   it.scoped("onAbandon interrupt: the load ends when its last waiter leaves, never before", () =>
     Effect.gen(function*() {
       const upstream = yield* makeUpstream
