@@ -428,27 +428,38 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     })
     let cache = yield* makeCache
     const recency = new Map<string, Request<Args>>()
-    // effect's Cache remembers a key object for every read that missed and for every load's
-    // pending state, in a list only its own capacity eviction trims; with that capacity unbounded
-    // (`recency` evicts), they piled up — about 425 bytes per distinct key ever missed, each
-    // keeping its request alive. So after `capacity + 1,024` loads the Cache is rebuilt with the
-    // live entries alone (one `set` each: amortized, one per load), synchronously, so that no
-    // caller sees it half filled. Loads still running finish into the new one (`cleanUp`).
+    // effect's Cache remembers a key object for every read that missed, every load's pending
+    // state and every entry invalidated after a hit, in a queue only its own capacity eviction
+    // trims; with that capacity unbounded (`recency` evicts), they piled up — about 425 bytes per
+    // distinct key ever missed, each keeping its request alive. So after `capacity + 1,024` loads
+    // the Cache is replaced by an empty one, at once; the live entries (each request in `recency`
+    // holds its entry) go back into it as they are read (`completeEntry`), and loads still
+    // running finish into it (`cleanUp`). Nothing is copied in one go: no pause.
     const rebuildAfter = capacity + 1_024
     let loadsSinceRebuild = 0
-    const rebuild: Effect.Effect<void> = Effect.flatMap(makeCache, (fresh) =>
-      Effect.sync(() => {
-        const live: Array<Request<Args>> = []
-        for (const request of recency.values()) if (request.entry !== undefined) live.push(request)
-        Effect.runSync(Effect.withClock(
-          Effect.forEach(live, (request) => fresh.set(request, request.entry as CacheEntry.CacheEntry<A>), {
-            discard: true
-          }),
-          clock
-        ))
-        cache = fresh
-        loadsSinceRebuild = 0
-      }))
+    // keys live when the Cache was last replaced, not yet put back into the new one
+    let unmigrated = new Set<string>()
+    const rebuild: Effect.Effect<void> = Effect.map(makeCache, (fresh) => {
+      unmigrated = new Set()
+      for (const [key, request] of recency) if (request.entry !== undefined) unmigrated.add(key)
+      cache = fresh
+      loadsSinceRebuild = 0
+    })
+    // The Cache's complete entry for `request`; a live entry from before the last replacement is
+    // put back into the new Cache on its first read.
+    const completeEntry = (
+      request: Request<Args>
+    ): Effect.Effect<Option.Option<CacheEntry.CacheEntry<A>>> =>
+      Effect.flatMap(cache.getOptionComplete(request), (found) => {
+        if (Option.isSome(found) || unmigrated.size === 0 || !unmigrated.delete(request.key)) {
+          return Effect.succeed(found)
+        }
+        const held = recency.get(request.key)
+        const entry = held?.entry as CacheEntry.CacheEntry<A> | undefined
+        return held === undefined || entry === undefined
+          ? Effect.succeed(found)
+          : Effect.as(cache.set(held, entry), Option.some(entry))
+      })
     // failures kept by negative caching, with the time they expire
     const negatives = new Map<string, { readonly error: E; readonly expiresAt: number }>()
 
@@ -674,7 +685,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           forgetKey(key)
         }
       }
-      return Effect.flatMap(cache.getOptionComplete(request), (cached) => {
+      return Effect.flatMap(completeEntry(request), (cached) => {
         const at = now()
         if (Option.isSome(cached)) {
           const entry = cached.value
@@ -848,7 +859,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       loading.has(key) || negatives.has(key)
         ? Effect.succeed(true)
         : Effect.map(
-          cache.getOptionComplete(new Request(key, args)),
+          completeEntry(new Request(key, args)),
           (cached) =>
             Option.isSome(cached) && !CacheEntry.isExpired(cached.value, now()) && !overtaken.has(cached.value)
         )
@@ -959,7 +970,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         Effect.flatMap(deriveKey(args), (key) =>
           Effect.flatMap(
             Effect.map(
-              cache.getOptionComplete(new Request(key, args)),
+              completeEntry(new Request(key, args)),
               Option.filter((entry) => !CacheEntry.isExpired(entry, now()))
             ),
             (inProcess) =>
