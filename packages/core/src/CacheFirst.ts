@@ -315,7 +315,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     const isNegative = options.negative?.when
     const namespace = options.namespace ?? strategy
     const deriveKeyNow = yield* internal.syncKeyDeriver(namespace, options.name, options.key)
-    const deriveKey = (args: Args) => Effect.suspend(() => deriveKeyNow(args))
+    const deriveKey = internal.deferred(deriveKeyNow)
     const schema = options.schema
     const annotations: CacheMetrics.Annotations = { strategy, namespace, name: options.name }
     const count = CacheMetrics.makeOutcomeCounter(annotations)
@@ -434,7 +434,8 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     // distinct key ever missed, each keeping its request alive. So after `capacity + 1,024` loads
     // the Cache is replaced by an empty one, at once; the live entries (each request in `recency`
     // holds its entry) go back into it as they are read (`completeEntry`), and loads still
-    // running finish into it (`cleanUp`). Nothing is copied in one go: no pause.
+    // running finish into it (`cleanUp`). Only the live keys' names are noted at the replacement:
+    // no entry is copied then, so it makes no long pause.
     const rebuildAfter = capacity + 1_024
     let loadsSinceRebuild = 0
     // keys live when the Cache was last replaced, not yet put back into the new one

@@ -253,10 +253,7 @@ export const makeOutcomeCounter = (
   const extra = extraLabels(annotations)
   // each (status, reason)'s counter resolved once: a hit's count is one update, no lookup by tags
   const counters = new Map<string, { readonly update: (input: number) => void }>()
-  // hits are most calls: their counter is at hand
-  let hits: { readonly update: (input: number) => void } | undefined
   return (status, reason) => {
-    if (status === "hit" && hits !== undefined) return hits.update(1)
     const id = reason === undefined ? status : `${status}/${reason}`
     let counter = counters.get(id)
     if (counter === undefined) {
@@ -268,7 +265,6 @@ export const makeOutcomeCounter = (
       ]
       counter = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(outcomesKey, tags))
       counters.set(id, counter)
-      if (id === "hit") hits = counter
     }
     counter.update(1)
   }

@@ -24,7 +24,17 @@ export const keyDeriver = <Args extends ReadonlyArray<unknown>>(
   name: string,
   key: ((...args: Args) => string) | undefined
 ): Either.Either<(args: Args) => Effect.Effect<string, CacheKey.CacheKeyError>, PolicyError> =>
-  Either.map(syncKeyDeriver(namespace, name, key), (derive) => (args: Args) => Effect.suspend(() => derive(args)))
+  Either.map(syncKeyDeriver(namespace, name, key), deferred)
+
+/**
+ * A synchronous key derivation as an Effect: the key is derived when the Effect runs.
+ *
+ * @internal
+ */
+export const deferred = <Args extends ReadonlyArray<unknown>>(
+  derive: (args: Args) => Either.Either<string, CacheKey.CacheKeyError>
+) =>
+(args: Args): Effect.Effect<string, CacheKey.CacheKeyError> => Effect.suspend(() => derive(args))
 
 /**
  * {@link keyDeriver} without the Effect: the same keys, derived at once (the Promise facade's

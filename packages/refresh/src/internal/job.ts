@@ -162,7 +162,6 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     // A key read as cached is offered to the deriver's memo of hot arguments (the default key
     // only: with `key` or `prepareArgs` the arguments are not what was digested).
     const memoised = keyId === undefined && prepareArgs === undefined
-    const rememberKey = memoised ? fromArgs.remember : (_args: Args, _key: string) => {}
     // keyNow for the facade's hit path: the same key, without a closure per call; `undefined`
     // when the arguments cannot be keyed (the call then fails through the runtime, as keyOf)
     const keyFast = (args: Args): string | undefined => {
@@ -884,7 +883,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       const at = now()
       if (Option.isSome(cached)) {
         const entry = cached.value
-        rememberKey(args, key)
+        if (memoised) fromArgs.remember(args, key)
         // hits and stale reads served at once are traced only with `traceHits` (a span would
         // cost them several times their time); reads that wait for the upstream always are
         if (at < entry.staleAt) {
@@ -1159,7 +1158,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       if (entry === undefined || entry.tags !== undefined) return Facade.pass
       const at = now()
       if (at >= entry.expiresAt) return Facade.pass
-      if (known === undefined) rememberKey(args, key)
+      if (memoised && known === undefined) fromArgs.remember(args, key)
       if (at < entry.staleAt && aheadDue(entry, at)) return Facade.pass
       if (at >= entry.staleAt) {
         if (syncRefreshDue(key, entry, at)) return Facade.pass
