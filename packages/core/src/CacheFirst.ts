@@ -1006,33 +1006,34 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     // an Effect; anything but an unexpired hit runs through the runtime.
     let closed = false
     yield* Scope.addFinalizer(scope, Effect.sync(() => closed = true))
-    const fastPath: Facade.FastPath<Args, A> = (args, outcome, fork) => {
-      if (closed || traceHits) return Facade.pass
+    const fastPath: Facade.FastPath<Args, A> = (args, outcome, fork, answer) => {
+      if (closed || traceHits) return false
       const known = deriveKeyNow.remembered(args)
       let key: string
       if (known !== undefined) key = known
       else if (fork === undefined && options.key === undefined) {
         // in a fiber, a key not remembered yet is derived once, by the Effect path (which
         // remembers it on a hit), not here and again there
-        return Facade.pass
+        return false
       } else {
         const derived = deriveKeyNow(args)
-        if (derived._tag === "Left") return Facade.pass
+        if (derived._tag === "Left") return false
         key = derived.right
       }
       const request = recency.get(key)
       const entry = request?.entry as CacheEntry.CacheEntry<A> | undefined
-      if (entry === undefined) return Facade.pass
+      if (entry === undefined) return false
       const at = now()
-      if (CacheEntry.isExpired(entry, at) || overtaken.has(entry) || loading.has(key)) return Facade.pass
+      if (CacheEntry.isExpired(entry, at) || overtaken.has(entry) || loading.has(key)) return false
       if (known === undefined) deriveKeyNow.remember(args, key)
       // tags are checked, and refreshes ahead started, through the Effect path
-      if (entry.tags !== undefined) return Facade.pass
-      if (aheadDue(entry, at)) return Facade.pass
+      if (entry.tags !== undefined) return false
+      if (aheadDue(entry, at)) return false
       count("hit")
       recency.delete(key)
       recency.set(key, request!)
-      return outcome ? internal.fromEntry(entry, at, "hit") : entry.value
+      answer.value = outcome ? internal.fromEntry(entry, at, "hit") : entry.value
+      return true
     }
     const guarded = yield* ScopeGuard.guard(scope, "CacheFirst", options.name, self)
     // in a fiber too, a hit held in process answers in one step

@@ -35,39 +35,52 @@ import type * as Outcome from "./Outcome.js"
 export const FastPathId: unique symbol = Symbol.for("@stalewise/core/Facade/FastPath")
 
 /**
- * What a {@link FastPath} answers when it cannot answer synchronously: the call runs through
- * the runtime instead.
+ * Where a {@link FastPath} puts its answer: it sets `value` and returns `true`. The caller owns
+ * the object, reads `value` at once and clears it.
  *
- * @since 0.1.0
- * @category symbols
- */
-export const pass: unique symbol = Symbol.for("@stalewise/core/Facade/pass")
-
-/**
- * @since 0.1.0
- * @category symbols
- */
-export type Pass = typeof pass
-
-/**
- * A strategy's synchronous read, for strategy authors: derives the key of `args` exactly as the
- * strategy's Effect methods do, and answers when the value is held in process and may be served
- * at once — the value, or its outcome when `outcome` is true — doing the accounting the Effect
- * path does (metrics, recency). Any other case (a miss, an expired value, an invalid argument, a
- * closed scope, a read that must wait) answers {@link pass}, having changed nothing. `fork` runs
- * an Effect on the caller's runtime without waiting for it (a refresh request), a macrotask
- * after the call, once the callers of that moment have their answers: whatever must be claimed
- * at once (so that concurrent callers do not fork the same work) the fast path claims before it
- * forks.
+ * An answer comes apart from the call's result so that a caller tells an answer from a pass by a
+ * boolean: telling a value from a marker would read the value's memory, a cache miss in a large
+ * working set, which the caller does not otherwise pay.
  *
  * @since 0.1.0
  * @category models
  */
-export type FastPath<in Args extends ReadonlyArray<any>, out A> = (
+export interface Answer<A = unknown> {
+  value: A | Outcome.Outcome<A> | undefined
+}
+
+/**
+ * A strategy's synchronous read, for strategy authors: derives the key of `args` exactly as the
+ * strategy's Effect methods do, and answers when the value is held in process and may be served
+ * at once — it puts the value (its `Outcome` when `outcome` is true) in `answer.value` and
+ * returns `true` — doing the accounting the Effect path does (metrics, recency). Any other case (a
+ * miss, an expired value, an invalid argument, a closed scope, a read that must wait) returns
+ * `false`, having changed nothing: the call runs through the runtime instead. `fork` runs an
+ * Effect on the caller's runtime without waiting for it (a refresh request), a macrotask after
+ * the call, once the callers of that moment have their answers: whatever must be claimed at once
+ * (so that concurrent callers do not fork the same work) the fast path claims before it forks.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FastPath<in Args extends ReadonlyArray<any>, A> = (
   args: Args,
   outcome: boolean,
-  fork: ((effect: Effect.Effect<unknown>) => void) | undefined
-) => A | Outcome.Outcome<A> | Pass
+  fork: ((effect: Effect.Effect<unknown>) => void) | undefined,
+  answer: Answer<A>
+) => boolean
+
+/**
+ * The answer a {@link FastPath} put in `answer`, taken out of it (so that it holds no value after).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const take = <A>(answer: Answer<A>): A | Outcome.Outcome<A> | undefined => {
+  const value = answer.value
+  answer.value = undefined
+  return value
+}
 
 /**
  * A strategy's `get` that answers from its {@link FastPath} inside the caller's fiber when it can
@@ -82,15 +95,16 @@ export type FastPath<in Args extends ReadonlyArray<any>, out A> = (
 export const fiberGet = <Args extends ReadonlyArray<any>, A, E>(
   fastPath: FastPath<Args, A>,
   get: (...args: Args) => Effect.Effect<A, E>
-): (...args: Args) => Effect.Effect<A, E> =>
-(...args) =>
-  Effect.withFiberRuntime((fiber) => {
-    if (fiber.getFiberRef(CacheControl.currentMode) === "default") {
-      const answer = fastPath(args, false, undefined)
-      if (answer !== pass) return Exit.succeed(answer as A)
-    }
-    return get(...args)
-  })
+): (...args: Args) => Effect.Effect<A, E> => {
+  // one per strategy: filled and emptied within one synchronous step
+  const answer: Answer<A> = { value: undefined }
+  return (...args) =>
+    Effect.withFiberRuntime((fiber) =>
+      fiber.getFiberRef(CacheControl.currentMode) === "default" && fastPath(args, false, undefined, answer)
+        ? Exit.succeed(take(answer) as A)
+        : get(...args)
+    )
+}
 
 /**
  * What a facade can read: any strategy with `get` and `getWithOutcome` (a Job, a CacheFirst, a
@@ -204,20 +218,16 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R, ER, E2 = never>(
       ? resolve().then((readable) => runtime.runPromiseExit(read(readable))).then(settle)
       : runtime.runPromiseExit(read(resolved)).then(settle)
 
-  const get = (...args: Args): Promise<A> => {
-    if (fast !== undefined) {
-      const answer = fast(args, false, fork)
-      if (answer !== pass) return Promise.resolve(answer as A)
-    }
-    return slow((readable) => readable.get(...args))
-  }
-  const withOutcome = (...args: Args): Promise<Outcome.Outcome<A>> => {
-    if (fast !== undefined) {
-      const answer = fast(args, true, fork)
-      if (answer !== pass) return Promise.resolve(answer as Outcome.Outcome<A>)
-    }
-    return slow((readable) => readable.getWithOutcome(...args))
-  }
+  // filled and emptied within one synchronous call
+  const answer: Answer<A> = { value: undefined }
+  const get = (...args: Args): Promise<A> =>
+    fast !== undefined && fast(args, false, fork, answer)
+      ? Promise.resolve(take(answer) as A)
+      : slow((readable) => readable.get(...args))
+  const withOutcome = (...args: Args): Promise<Outcome.Outcome<A>> =>
+    fast !== undefined && fast(args, true, fork, answer)
+      ? Promise.resolve(take(answer) as Outcome.Outcome<A>)
+      : slow((readable) => readable.getWithOutcome(...args))
   return Object.assign(get, { withOutcome })
 }
 

@@ -72,7 +72,10 @@ describe("Facade over a CacheFirst", () => {
       const countries = await t.runtime.runPromise(Countries)
       await t.runtime.runPromise(countries.set(["us"], "set"))
       const fast = (countries as Facade.Readable<[string], string, unknown>)[Facade.FastPathId]!
-      assert.strictEqual(fast(["us"], false, () => assert.fail("nothing to fork")), "set")
+      const answer: Facade.Answer<string> = { value: undefined }
+      assert.isTrue(fast(["us"], false, () => assert.fail("nothing to fork"), answer))
+      assert.strictEqual(Facade.take(answer), "set")
+      assert.isUndefined(answer.value)
       assert.strictEqual(await t.get("us"), "set")
       assert.strictEqual(t.seen.promises, promises)
       assert.deepStrictEqual(t.upstream.calls, ["eu"])
@@ -92,7 +95,9 @@ describe("Facade over a CacheFirst", () => {
       const countries = await t.runtime.runPromise(Countries)
       await t.runtime.runPromise(countries.invalidate("eu"))
       const fast = (countries as Facade.Readable<[string], string, unknown>)[Facade.FastPathId]!
-      assert.strictEqual(fast(["eu"], false, () => undefined), Facade.pass)
+      const answer: Facade.Answer<string> = { value: undefined }
+      assert.isFalse(fast(["eu"], false, () => undefined, answer))
+      assert.isUndefined(answer.value)
       const reloaded = await t.get.withOutcome("eu")
       assert.deepStrictEqual([reloaded.status, reloaded.value], ["miss", "eu#3"])
     } finally {
@@ -202,10 +207,12 @@ describe("Facade.fiberGet", () => {
     Effect.runPromise(Effect.gen(function*() {
       const forks: Array<unknown> = []
       const slow: Array<string> = []
-      const fast: Facade.FastPath<[id: string], string> = ([id], outcome, fork) => {
+      const fast: Facade.FastPath<[id: string], string> = ([id], outcome, fork, answer) => {
         forks.push(fork)
         assert.isFalse(outcome)
-        return id.startsWith("hot") ? `fast ${id}` : Facade.pass
+        if (!id.startsWith("hot")) return false
+        answer.value = `fast ${id}`
+        return true
       }
       const get = Facade.fiberGet(fast, (id: string) =>
         Effect.sync(() => {

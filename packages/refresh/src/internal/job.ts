@@ -1144,42 +1144,50 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     // callers request one refresh; the lease and the queue in a fiber of the caller's runtime.
     // Everything else (misses, a refresh past `syncRefreshAfter`) runs through the runtime.
     const tier = Facade.inProcess(store)
-    const fastPath: Facade.FastPath<Args, A> | undefined = tier === undefined ? undefined : (args, outcome, fork) => {
-      // spans, cached failures, tag checks and refreshes ahead go through the Effect path
-      if (closed || traceHits) return Facade.pass
-      const known = memoised ? fromArgs.remembered(args) : undefined
-      // in a fiber, a key not remembered yet is derived once, by the Effect path (which
-      // remembers it on a hit), not here and again there
-      if (known === undefined && memoised && fork === undefined) return Facade.pass
-      const key = known ?? keyFast(args)
-      if (key === undefined) return Facade.pass
-      if (negatives.size > 0 && negativeOf(key) !== undefined) return Facade.pass
-      const entry = tier.peek(key) as CacheEntry.CacheEntry<A> | undefined
-      if (entry === undefined || entry.tags !== undefined) return Facade.pass
-      const at = now()
-      if (at >= entry.expiresAt) return Facade.pass
-      if (memoised && known === undefined) fromArgs.remember(args, key)
-      if (at < entry.staleAt && aheadDue(entry, at)) return Facade.pass
-      if (at >= entry.staleAt) {
-        if (syncRefreshDue(key, entry, at)) return Facade.pass
-        if (needNoRequest(key, at, false, entry)) {
-          metrics.countRefresh(name, "skipped")
-        } else if (fork === undefined) {
-          return Facade.pass
-        } else {
-          markPending(key, entry, at)
-          fork(takeLeaseAndOffer(key, args, { force: false, seen: entry }, at))
+    const fastPath: Facade.FastPath<Args, A> | undefined = tier === undefined ?
+      undefined :
+      (args, outcome, fork, answer) => {
+        // spans, cached failures, tag checks and refreshes ahead go through the Effect path
+        if (closed || traceHits) return false
+        const known = memoised ? fromArgs.remembered(args) : undefined
+        // in a fiber, a key not remembered yet is derived once, by the Effect path (which
+        // remembers it on a hit), not here and again there
+        if (known === undefined && memoised && fork === undefined) return false
+        const key = known ?? keyFast(args)
+        if (key === undefined) return false
+        if (negatives.size > 0 && negativeOf(key) !== undefined) return false
+        const entry = tier.peek(key) as CacheEntry.CacheEntry<A> | undefined
+        if (entry === undefined || entry.tags !== undefined) return false
+        const at = now()
+        if (at >= entry.expiresAt) return false
+        if (memoised && known === undefined) fromArgs.remember(args, key)
+        if (at < entry.staleAt && aheadDue(entry, at)) return false
+        if (at >= entry.staleAt) {
+          if (syncRefreshDue(key, entry, at)) return false
+          if (needNoRequest(key, at, false, entry)) {
+            metrics.countRefresh(name, "skipped")
+          } else if (fork === undefined) {
+            return false
+          } else {
+            markPending(key, entry, at)
+            fork(takeLeaseAndOffer(key, args, { force: false, seen: entry }, at))
+          }
+          tier.hit()
+          if (outcome) answer.value = served(entry, at, "stale")
+          else {
+            countOutcome("stale")
+            answer.value = entry.value
+          }
+          return true
         }
         tier.hit()
-        if (outcome) return served(entry, at, "stale")
-        countOutcome("stale")
-        return entry.value
+        if (outcome) answer.value = served(entry, at, "hit")
+        else {
+          countOutcome("hit")
+          answer.value = entry.value
+        }
+        return true
       }
-      tier.hit()
-      if (outcome) return served(entry, at, "hit")
-      countOutcome("hit")
-      return entry.value
-    }
     const guarded = yield* ScopeGuard.guard(yield* Effect.scope, "Job", name, job)
     // in a fiber too, a hit held in process answers in one step
     return fastPath === undefined
