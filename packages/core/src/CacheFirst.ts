@@ -29,6 +29,7 @@ import * as CacheTags from "./CacheTags.js"
 import * as Coherence from "./Coherence.js"
 import * as Facade from "./Facade.js"
 import { preload } from "./internal/preload.js"
+import { type Node as RecencyNode, Recency } from "./internal/recency.js"
 import * as internal from "./internal/strategy.js"
 import type * as InvalidationBus from "./InvalidationBus.js"
 import * as Outcome from "./Outcome.js"
@@ -197,12 +198,14 @@ const defaultLeaseWait = Duration.seconds(5)
 const leaseDuration = Duration.minutes(1)
 
 /** A lookup request: the key decides equality, the arguments travel along for the upstream. */
-class Request<Args> implements Equal.Equal {
+class Request<Args> implements Equal.Equal, RecencyNode {
   /**
    * The entry the Cache holds for this request's key while it is the key's entry in `recency`:
    * what the Promise facade's synchronous hit path reads.
    */
   entry: CacheEntry.CacheEntry<unknown> | undefined = undefined
+  /** Its slot in `recency` while it is held there, −1 otherwise. */
+  slot = -1
   constructor(readonly key: string, readonly args: Args) {}
   [Equal.symbol](that: unknown): boolean {
     return that instanceof Request && that.key === this.key
@@ -415,8 +418,8 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
 
     // effect's Cache keeps the values, expiry and single flight; its own eviction is not least
     // recently used (a hit re-queues the entry behind a stale copy of its first access), so its
-    // capacity is unbounded and `recency` evicts instead: a Map's insertion order, where a use
-    // moves the key to the end.
+    // capacity is unbounded and `recency` evicts instead: the requests' slots linked from the
+    // least to the most recently used, a use relinking one (internal/recency.ts).
     const makeCache = Cache.makeWith<Request<Args>, CacheEntry.CacheEntry<A>, E>({
       capacity: Number.MAX_SAFE_INTEGER,
       lookup,
@@ -427,7 +430,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
           : Duration.zero
     })
     let cache = yield* makeCache
-    const recency = new Map<string, Request<Args>>()
+    const recency = new Recency<Request<Args>>()
     // effect's Cache remembers a key object for every read that missed, every load's pending
     // state and every entry invalidated after a hit, in a queue only its own capacity eviction
     // trims; with that capacity unbounded (`recency` evicts), they piled up — about 425 bytes per
@@ -442,7 +445,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     let unmigrated = new Set<string>()
     const rebuild: Effect.Effect<void> = Effect.map(makeCache, (fresh) => {
       unmigrated = new Set()
-      for (const [key, request] of recency) if (request.entry !== undefined) unmigrated.add(key)
+      for (const [key, request] of recency.entries()) if (request.entry !== undefined) unmigrated.add(key)
       cache = fresh
       loadsSinceRebuild = 0
     })
@@ -455,7 +458,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         if (Option.isSome(found) || unmigrated.size === 0 || !unmigrated.delete(request.key)) {
           return Effect.succeed(found)
         }
-        const held = recency.get(request.key)
+        const held = recency.peek(request.key)
         const entry = held?.entry as CacheEntry.CacheEntry<A> | undefined
         return held === undefined || entry === undefined
           ? Effect.succeed(found)
@@ -473,24 +476,20 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
     // request (and its arguments) until the key's next use promoted one garbage object per hit
     // to the old generation once the working set outgrew the young one.
     const reuse = (key: string, request: Request<Args>): Request<Args> => {
-      const held = recency.get(key) ?? request
-      recency.delete(key)
-      recency.set(key, held)
-      return held
+      const held = recency.use(key)
+      if (held !== undefined) return held
+      recency.set(request)
+      return request
     }
 
+    // the key becomes the most recently used, with this request; past capacity, the least
+    // recently used keys leave (their negative results too)
     const touch = (request: Request<Args>): Effect.Effect<void> =>
       Effect.suspend(() => {
-        recency.delete(request.key)
-        recency.set(request.key, request)
+        recency.set(request)
         if (recency.size <= capacity) return Effect.void
-        const evicted: Array<Request<Args>> = []
-        for (const [key, oldest] of recency) {
-          if (recency.size - evicted.length <= capacity) break
-          evicted.push(oldest)
-          negatives.delete(key)
-        }
-        for (const oldest of evicted) recency.delete(oldest.key)
+        const evicted = recency.trim(capacity)
+        for (const oldest of evicted) negatives.delete(oldest.key)
         return Effect.forEach(evicted, (oldest) => cache.invalidate(oldest), { discard: true })
       })
 
@@ -1020,7 +1019,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
         if (derived._tag === "Left") return false
         key = derived.right
       }
-      const request = recency.get(key)
+      const request = recency.peek(key)
       const entry = request?.entry as CacheEntry.CacheEntry<A> | undefined
       if (entry === undefined) return false
       const at = now()
@@ -1030,8 +1029,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       if (entry.tags !== undefined) return false
       if (aheadDue(entry, at)) return false
       count("hit")
-      recency.delete(key)
-      recency.set(key, request!)
+      recency.refresh(request!)
       answer.value = outcome ? internal.fromEntry(entry, at, "hit") : entry.value
       return true
     }

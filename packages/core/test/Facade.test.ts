@@ -46,11 +46,11 @@ const makeUpstream = () => {
 type Countries = CacheFirst.CacheFirst<[id: string], string, Boom>
 const Countries = Context.GenericTag<Countries>("test/facade/Countries")
 
-const cacheFirst = () => {
+const cacheFirst = (capacity?: number) => {
   const upstream = makeUpstream()
   const layer = Layer.scoped(
     Countries,
-    CacheFirst.make({ name: "countries", lookup: upstream.lookup, timeToLive: "10 minutes" })
+    CacheFirst.make({ name: "countries", lookup: upstream.lookup, timeToLive: "10 minutes", capacity })
   )
   const t = counted(layer)
   return { ...t, upstream, get: Facade.make(t.counting, Countries) }
@@ -100,6 +100,34 @@ describe("Facade over a CacheFirst", () => {
       assert.isUndefined(answer.value)
       const reloaded = await t.get.withOutcome("eu")
       assert.deepStrictEqual([reloaded.status, reloaded.value], ["miss", "eu#3"])
+    } finally {
+      await t.runtime.dispose()
+    }
+  })
+
+  it("a hit answered without the runtime, or in a fiber, makes its key the most recently used", async () => {
+    const t = cacheFirst(2)
+    try {
+      const countries = await t.runtime.runPromise(Countries)
+      await t.get("a")
+      await t.get("b")
+      // read twice: the first read's key is remembered, the second answers without the runtime
+      await t.get("a")
+      const promises = t.seen.promises
+      assert.strictEqual(await t.get("a"), "a#1")
+      assert.strictEqual(t.seen.promises, promises)
+      // "c" evicts the least recently used key: "b", not "a"
+      await t.get("c")
+      assert.strictEqual((await t.get.withOutcome("a")).status, "hit")
+      assert.strictEqual((await t.get.withOutcome("b")).status, "miss")
+      assert.deepStrictEqual(t.upstream.calls, ["a", "b", "c", "b"])
+
+      // held now: "a", then "b"; in a fiber, a hit on "a" makes "b" the one "d" evicts
+      assert.strictEqual(await t.runtime.runPromise(countries.get("a")), "a#1")
+      await t.get("d")
+      assert.strictEqual((await t.get.withOutcome("a")).status, "hit")
+      assert.strictEqual((await t.get.withOutcome("b")).status, "miss")
+      assert.deepStrictEqual(t.upstream.calls, ["a", "b", "c", "b", "d", "b"])
     } finally {
       await t.runtime.dispose()
     }
