@@ -404,7 +404,8 @@ export const withLease = <A, E, R>(
  * Reads `key`, treating a store failure as a miss: the failure is logged at warning level with
  * the annotations, at most once per interval per store (`Diagnostics.warningsOf`; the store has
  * already counted every one). This is how strategies read: a store that
- * is down never fails a caller.
+ * is down never fails a caller. `answered`, when given, learns each time whether the store
+ * answered (`true`) or failed (`false`), before the read completes.
  *
  * @since 0.1.0
  * @category combinators
@@ -413,11 +414,14 @@ export const getOrMiss = <A, I>(
   store: CacheStore.Service,
   key: string,
   schema: Schema.Schema<A, I> | undefined,
-  annotations: Readonly<Record<string, string>>
+  annotations: Readonly<Record<string, string>>,
+  answered?: ((answered: boolean) => void) | undefined
 ): Effect.Effect<Option.Option<CacheEntry<A>>> =>
-  store.get(key, schema).pipe(
-    Effect.catchAll((error) =>
-      Effect.as(
+  // one step on the read path (a hit's cost is mostly steps)
+  Effect.matchEffect(store.get(key, schema), {
+    onFailure: (error) => {
+      answered?.(false)
+      return Effect.as(
         Diagnostics.warningsOf(store).warn("store-read-failed", "stalewise: store read failed, treated as a miss", {
           ...annotations,
           key,
@@ -425,8 +429,12 @@ export const getOrMiss = <A, I>(
         }),
         Option.none()
       )
-    )
-  )
+    },
+    onSuccess: (found) => {
+      answered?.(true)
+      return Effect.succeed(found)
+    }
+  })
 
 /**
  * Reads `keys` in one round trip when the store can (`getMany`), else one `get` per key, all at

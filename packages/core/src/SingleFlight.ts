@@ -218,19 +218,13 @@ export const make = (options: Options): Effect.Effect<SingleFlight, never, Cache
         }
       }))
 
+    // whether the store failed its last read: a flight then runs without asking for a lease
     let storeFailing = false
-    const noting = {
-      ...store,
-      get: ((key, schema) =>
-        store.get(key, schema).pipe(
-          Effect.tapBoth({
-            onFailure: () => Effect.sync(() => storeFailing = true),
-            onSuccess: () => Effect.sync(() => storeFailing = false)
-          })
-        )) as CacheStore.Service["get"]
+    const noteAnswer = (answered: boolean) => {
+      storeFailing = !answered
     }
     const read = <A, I>(key: string, schema: Schema.Schema<A, I> | undefined) =>
-      getOrMiss(noting, key, schema, options.annotations)
+      getOrMiss(store, key, schema, options.annotations, noteAnswer)
 
     const run = <A, E, R>(flight: Flight<A, E, R>): Effect.Effect<CacheEntry<A>, E, R> =>
       Effect.suspend(() =>

@@ -3,6 +3,7 @@ import { CacheStore } from "@stalewise/core"
 import { Job, JobRegistry, RefreshQueue } from "@stalewise/refresh"
 import { Duration, Effect, Fiber, Layer, Option, Schema, Supervisor, TestClock } from "effect"
 import {
+  captureLogs,
   eventually,
   FibersEnv,
   layerLaxStore,
@@ -617,6 +618,38 @@ describe("Job: failures", () => {
         assert.strictEqual(error._tag, "CacheStoreError")
       })
     )
+  })
+
+  it.effect("one outage of one store is one warning line per interval, whichever jobs read it", () => {
+    const upstream = makeUpstream()
+    const logs = captureLogs()
+    const broken: CacheStore.CacheStore.Service = {
+      [CacheStore.TypeId]: CacheStore.TypeId,
+      backend: "broken",
+      get: () =>
+        Effect.fail(new CacheStore.CacheStoreError({ reason: "Unavailable", backend: "broken", method: "get" })),
+      set: () => Effect.void,
+      delete: () => Effect.void,
+      deletePrefix: () => Effect.succeed(0),
+      acquireLease: () => Effect.succeed(Option.none()),
+      releaseLease: () => Effect.succeed(true)
+    }
+    const readFailed = () => logs.messages.filter((m) => m.includes("store read failed")).length
+    return withEnv(
+      Layer.merge(Layer.succeed(CacheStore.CacheStore, broken), RefreshQueue.layerFibers()),
+      Effect.gen(function*() {
+        const users = yield* Job.make({ name: unique(), fetch: upstream.fetch })
+        const teams = yield* Job.make({ name: unique(), fetch: upstream.fetch })
+        // every read fails over to the upstream; the store's warnings are shared by both jobs
+        assert.strictEqual(yield* users.get("a"), "a#1")
+        assert.strictEqual(yield* teams.get("b"), "b#2")
+        assert.strictEqual(yield* users.get("c"), "c#3")
+        assert.strictEqual(readFailed(), 1)
+        yield* TestClock.adjust("1 hour")
+        assert.strictEqual(yield* teams.get("d"), "d#4")
+        assert.isAbove(readFailed(), 1)
+      })
+    ).pipe(Effect.provide(logs.layer))
   })
 
   it.effect("arguments that cannot be keyed fail with CacheKeyError before any fetch", () => {

@@ -854,16 +854,23 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     }
 
     const outcomeOf = (key: string, args: Args): Effect.Effect<Outcome.Outcome<A>, E | JobError> =>
-      Effect.flatMap(read(key), (cached) => {
-        if (Option.isSome(cached) && cached.value.tags !== undefined) {
-          const entry = cached.value
-          return Effect.flatMap(
-            tags.check(entry),
-            (verdict) => verdict === "valid" ? classify(key, args, cached) : onInvalidated(key, args, entry, verdict)
-          )
-        }
-        return classify(key, args, cached)
-      })
+      Effect.flatMap(read(key), (cached) => outcomeOfRead(key, args, cached))
+
+    // what the store answered, checked against the tags' invalidations, then classified
+    const outcomeOfRead = (
+      key: string,
+      args: Args,
+      cached: Option.Option<CacheEntry.CacheEntry<A>>
+    ): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
+      if (Option.isSome(cached) && cached.value.tags !== undefined) {
+        const entry = cached.value
+        return Effect.flatMap(
+          tags.check(entry),
+          (verdict) => verdict === "valid" ? classify(key, args, cached) : onInvalidated(key, args, entry, verdict)
+        )
+      }
+      return classify(key, args, cached)
+    }
 
     const negativeOutcome = (key: string, error: E): Effect.Effect<Outcome.Outcome<A>, E> => {
       countOutcome("negative")
@@ -901,32 +908,68 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     }
 
     const getWithOutcome = (...args: Args) =>
-      Effect.flatMap(keyOf(args), (key) =>
-        CacheControl.withCurrentMode((mode) => {
-          switch (mode) {
-            case "default": {
-              const negative = negativeOf(key)
-              return negative === undefined ? outcomeOf(key, args) : negativeOutcome(key, negative)
+      Effect.flatMap(keyOf(args), (key) => CacheControl.withCurrentMode((mode) => outcomeIn(mode, key, args)))
+
+    // `get`: a fresh hit (most reads) is served without its Outcome, in three steps — the mode and
+    // the key, the store's read, the value; anything else continues as `getWithOutcome` does
+    const get = (...args: Args): Effect.Effect<A, E | JobError | CacheKey.CacheKeyError> =>
+      Effect.withFiberRuntime((fiber) => {
+        const known = memoised ? fromArgs.remembered(args) : undefined
+        let key = known
+        if (key === undefined) {
+          const derived = keyNow(args)
+          if (Either.isLeft(derived)) return Effect.fail(derived.left)
+          key = derived.right
+        }
+        const mode = fiber.getFiberRef(CacheControl.currentMode)
+        if (mode !== "default" || traceHits || (negatives.size > 0 && negativeOf(key) !== undefined)) {
+          return Effect.map(outcomeIn(mode, key, args), valueOf)
+        }
+        return Effect.flatMap(read(key), (cached) => {
+          if (Option.isSome(cached)) {
+            const entry = cached.value
+            const at = now()
+            if (entry.tags === undefined && at < entry.staleAt && !aheadDue(entry, at)) {
+              if (memoised && known === undefined) fromArgs.remember(args, key)
+              countOutcome("hit")
+              return Exit.succeed(entry.value)
             }
-            case "bypass":
-              return CacheMetrics.traceCall(
-                annotations,
-                key,
-                Effect.map(fetchValue(key, args), (value) => {
-                  countOutcome("bypass")
-                  return Outcome.make({ value, status: "miss", fetchedSynchronously: true })
-                }),
-                "bypass"
-              )
-            case "forceRefresh":
-              negatives.delete(key)
-              return CacheMetrics.traceCall(
-                annotations,
-                key,
-                Effect.zipRight(awaitRunning(key), Effect.map(fetchShared(key, args, "refresh"), fetched))
-              )
           }
-        }))
+          return Effect.map(outcomeOfRead(key, args, cached), valueOf)
+        })
+      })
+
+    const outcomeIn = (
+      mode: CacheControl.Mode,
+      key: string,
+      args: Args
+    ): Effect.Effect<Outcome.Outcome<A>, E | JobError> => {
+      switch (mode) {
+        case "default": {
+          const negative = negativeOf(key)
+          return negative === undefined ? outcomeOf(key, args) : negativeOutcome(key, negative)
+        }
+        case "bypass":
+          return CacheMetrics.traceCall(
+            annotations,
+            key,
+            Effect.map(fetchValue(key, args), (value) => {
+              countOutcome("bypass")
+              return Outcome.make({ value, status: "miss", fetchedSynchronously: true })
+            }),
+            "bypass"
+          )
+        case "forceRefresh":
+          negatives.delete(key)
+          return CacheMetrics.traceCall(
+            annotations,
+            key,
+            Effect.zipRight(awaitRunning(key), Effect.map(fetchShared(key, args, "refresh"), fetched))
+          )
+      }
+    }
+
+    const valueOf = (outcome: Outcome.Outcome<A>): A => outcome.value
 
     // Fetches in flight are overtaken before the store changes, and other processes told after.
     const overtaking = <X, Err>(target: InvalidationBus.Target, change: Effect.Effect<X, Err>) =>
@@ -1084,7 +1127,7 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
       invalidateTag: (tag, tagOptions) => tags.invalidate(tag, tagOptions),
       key: (...args) => keyOf(args),
       getWithOutcome,
-      get: (...args) => Effect.map(getWithOutcome(...args), (outcome) => outcome.value),
+      get,
       invalidate: (...args) =>
         Effect.flatMap(keyOf(args), (key) =>
           Effect.gen(function*() {
@@ -1144,6 +1187,23 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     // callers request one refresh; the lease and the queue in a fiber of the caller's runtime.
     // Everything else (misses, a refresh past `syncRefreshAfter`) runs through the runtime.
     const tier = Facade.inProcess(store)
+    // an entry held in process served as it is: counted as the store's hit and the job's outcome
+    const answerFrom = (
+      tier: Facade.InProcess,
+      entry: CacheEntry.CacheEntry<A>,
+      at: number,
+      status: "hit" | "stale",
+      outcome: boolean,
+      answer: Facade.Answer<A>
+    ): true => {
+      tier.hit()
+      if (outcome) answer.value = served(entry, at, status)
+      else {
+        countOutcome(status)
+        answer.value = entry.value
+      }
+      return true
+    }
     const fastPath: Facade.FastPath<Args, A> | undefined = tier === undefined ?
       undefined :
       (args, outcome, fork, answer) => {
@@ -1172,21 +1232,9 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
             markPending(key, entry, at)
             fork(takeLeaseAndOffer(key, args, { force: false, seen: entry }, at))
           }
-          tier.hit()
-          if (outcome) answer.value = served(entry, at, "stale")
-          else {
-            countOutcome("stale")
-            answer.value = entry.value
-          }
-          return true
+          return answerFrom(tier, entry, at, "stale", outcome, answer)
         }
-        tier.hit()
-        if (outcome) answer.value = served(entry, at, "hit")
-        else {
-          countOutcome("hit")
-          answer.value = entry.value
-        }
-        return true
+        return answerFrom(tier, entry, at, "hit", outcome, answer)
       }
     const guarded = yield* ScopeGuard.guard(yield* Effect.scope, "Job", name, job)
     // in a fiber too, a hit held in process answers in one step
