@@ -3,7 +3,9 @@
  * (one read in flight per caller, so 64 at once), against the same local `redis-server`. The
  * floor is the least a Redis-backed cache can do for a hit: ioredis `GET` and `JSON.parse` of
  * the same bytes our store keeps, called from the fiber with `Effect.promise`. Every contender
- * reads through Redis on every call: no in-process tier anywhere.
+ * reads through Redis on every call: no in-process tier anywhere. A second row reads the same way
+ * over a connection with our client's safety settings (a command timeout, no offline queue): what
+ * those cost on their own.
  *
  * Each contender has its own connection, loads its 64 keys in setup through its own API (the
  * floor copies our envelopes byte for byte) and checks that they are hits; a run that reaches an
@@ -27,7 +29,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
+import { Redis, type RedisOptions } from "ioredis"
 import * as Harness from "../harness.js"
 import * as RedisServer from "../redisServer.js"
 
@@ -69,15 +71,19 @@ export const user = (id: number): User => ({
 })
 
 /**
- * A plain ioredis connection to the server, closed with `QUIT` when the scope closes.
+ * A plain ioredis connection to the server (with `options`), closed with `QUIT` when the scope
+ * closes.
  *
  * @since 0.1.0
  * @category resources
  */
-export const connect = (address: RedisServer.Address): Effect.Effect<Redis, unknown, Scope.Scope> =>
+export const connect = (
+  address: RedisServer.Address,
+  options: RedisOptions = {}
+): Effect.Effect<Redis, unknown, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.tryPromise(async () => {
-      const client = new Redis({ host: address.host, port: address.port, lazyConnect: true })
+      const client = new Redis({ ...options, host: address.host, port: address.port, lazyConnect: true })
       await client.connect()
       return client
     }),
@@ -155,12 +161,12 @@ const envelope = (id: number, now: number) =>
     )
   )
 
-const floor: RedisHitContender = {
-  name: "ioredis GET + JSON.parse",
-  baseline: true,
+const plainGet = (name: string, options: RedisOptions, baseline: boolean): RedisHitContender => ({
+  name,
+  baseline,
   make: (address) =>
     Effect.gen(function*() {
-      const client = yield* connect(address)
+      const client = yield* connect(address, options)
       const now = Date.now()
       const keys = ids.map((id) => `floor:user:${id}`)
       yield* Effect.promise(() =>
@@ -169,11 +175,21 @@ const floor: RedisHitContender = {
       const read = (caller: number) =>
         Effect.map(Effect.promise(() => client.get(keys[caller]!)), (json) => JSON.parse(json!) as unknown)
       for (const id of ids) {
-        if (((yield* read(id)) as { v?: User }).v?.id !== id) return yield* Effect.dieMessage("floor: key not loaded")
+        if (((yield* read(id)) as { v?: User }).v?.id !== id) return yield* Effect.dieMessage(`${name}: key not loaded`)
       }
       return { read, upstreamCalls: () => 0 }
     })
-}
+})
+
+const floor = plainGet("ioredis GET + JSON.parse", {}, true)
+
+// The floor on a connection with our client's safety settings: a command timeout (ioredis arms
+// a timer per command), no offline queue, no retries. What those settings cost, apart from ours.
+const floorWithTimeout = plainGet(
+  "ioredis GET + JSON.parse, commandTimeout 5 s",
+  { commandTimeout: 5_000, ...RedisStore.clientDefaults },
+  false
+)
 
 const storeGet: RedisHitContender = {
   name: "stalewise RedisStore store.get",
@@ -302,7 +318,7 @@ const asyncCacheDedupe: RedisHitContender = {
     })
 }
 
-const contenders = [floor, storeGet, jobGet, bentocache, cachifiedRedis, asyncCacheDedupe]
+const contenders = [floor, floorWithTimeout, storeGet, jobGet, bentocache, cachifiedRedis, asyncCacheDedupe]
 
 /**
  * @since 0.1.0
