@@ -6,9 +6,9 @@
  * waits for it on real time (a short poll), never by sleeping a guessed duration.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CacheMetrics, CacheStore } from "@stalewise/core"
+import { CacheEntry, CacheMetrics, CacheStore } from "@stalewise/core"
 import { CachedHttpClient, Strategy } from "@stalewise/rpc"
-import { Clock, Effect, Metric, MetricLabel, TestClock } from "effect"
+import { Clock, Effect, Layer, Metric, MetricLabel, Option, TestClock } from "effect"
 import { another, countingLeases, get, read, setup } from "./fixtures/httpCache.js"
 
 const liveClock = Clock.make()
@@ -57,6 +57,53 @@ describe("CachedHttpClient stale-while-revalidate", () => {
       yield* TestClock.adjust("2 hours")
       assert.strictEqual((yield* read(yield* client.execute(get(url)))).status, "miss")
     }).pipe(Effect.scoped, Effect.provide(CacheStore.layerMemory)))
+
+  it.effect("a refresh another instance landed between the stale read and the lease is not made again", () =>
+    Effect.gen(function*() {
+      const base = yield* CacheStore.makeMemory()
+      // another instance's refresh lands just before this one takes the lease: a newer copy
+      let landFirst = false
+      const racing: CacheStore.CacheStore.Service = {
+        ...base,
+        acquireLease: (key, duration) =>
+          Effect.gen(function*() {
+            if (landFirst) {
+              landFirst = false
+              const held = yield* base.get<Record<string, unknown>>(key)
+              if (Option.isSome(held)) {
+                const now = yield* Clock.currentTimeMillis
+                yield* base.set(
+                  key,
+                  CacheEntry.make({
+                    value: held.value.value,
+                    createdAt: now,
+                    staleAt: now + 10_000,
+                    expiresAt: now + 3_600_000
+                  })
+                )
+              }
+            }
+            return yield* base.acquireLease(key, duration)
+          })
+      }
+      const { client, origin } = yield* setup({ strategy: swr }).pipe(
+        Effect.provide(Layer.succeed(CacheStore.CacheStore, racing))
+      )
+      yield* origin.route("/r", () => ({ body: "v1" }))
+      const url = origin.url("/r")
+      yield* client.execute(get(url))
+      yield* TestClock.adjust("11 seconds")
+      const skipped = yield* refreshCount("skipped")
+      landFirst = true
+      assert.strictEqual((yield* read(yield* client.execute(get(url)))).status, "stale")
+      yield* eventually(Effect.map(refreshCount("skipped"), (count) => count > skipped))
+      assert.strictEqual(
+        (yield* origin.stats("/r")).requests,
+        1,
+        "the refresh found the newer copy and made no request"
+      )
+      assert.strictEqual((yield* read(yield* client.execute(get(url)))).status, "hit")
+    }).pipe(Effect.scoped, Effect.orDie))
 
   it.effect("100 concurrent stale readers: all served at once, exactly one background request", () =>
     Effect.gen(function*() {

@@ -390,8 +390,16 @@ export const make = (config: Config) => {
         return Effect.void
       }
       refreshing.add(lookup.key)
+      const seenAt = Option.isSome(lookup.stored) ? lookup.stored.value.createdAt : -Infinity
       const refresh = (held: CacheStore.Lease) =>
         Effect.gen(function*() {
+          // another instance's refresh may have landed between this read and the lease (it
+          // released the lease once it had stored): its copy is newer, nothing to do again
+          const current = yield* CacheStore.getOrMiss(store, lookup.key, Stored.Entry, annotations)
+          if (Option.isSome(current) && current.value.createdAt > seenAt) {
+            HttpMetrics.countRefresh(annotations, "skipped")
+            return
+          }
           HttpMetrics.countRefresh(annotations, "started")
           const flight = yield* join(lookup, view.validators)
           const exit = yield* Effect.exit(Deferred.await(flight.deferred))
