@@ -1186,27 +1186,24 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
     // as `onStale` does — the claim (`markPending`) made here, synchronously, so that concurrent
     // callers request one refresh; the lease and the queue in a fiber of the caller's runtime.
     // Everything else (misses, a refresh past `syncRefreshAfter`) runs through the runtime.
-    const tier = Facade.inProcess(store)
-    // an entry held in process served as it is: counted as the store's hit and the job's outcome
-    const answerFrom = (
-      tier: Facade.InProcess,
-      entry: CacheEntry.CacheEntry<A>,
-      at: number,
-      status: "hit" | "stale",
-      outcome: boolean,
-      answer: Facade.Answer<A>
-    ): true => {
-      tier.hit()
-      if (outcome) answer.value = served(entry, at, status)
-      else {
-        countOutcome(status)
-        answer.value = entry.value
+    const fastRead = (tier: Facade.InProcess): Facade.FastPath<Args, A> => {
+      // an entry held in process served as it is: counted as the store's hit and the job's outcome
+      const answerFrom = (
+        entry: CacheEntry.CacheEntry<A>,
+        at: number,
+        status: "hit" | "stale",
+        outcome: boolean,
+        answer: Facade.Answer<A>
+      ): true => {
+        tier.hit()
+        if (outcome) answer.value = served(entry, at, status)
+        else {
+          countOutcome(status)
+          answer.value = entry.value
+        }
+        return true
       }
-      return true
-    }
-    const fastPath: Facade.FastPath<Args, A> | undefined = tier === undefined ?
-      undefined :
-      (args, outcome, fork, answer) => {
+      return (args, outcome, fork, answer) => {
         // spans, cached failures, tag checks and refreshes ahead go through the Effect path
         if (closed || traceHits) return false
         const known = memoised ? fromArgs.remembered(args) : undefined
@@ -1232,10 +1229,13 @@ const makeJob = <Args extends ReadonlyArray<any>, A, E, R>(
             markPending(key, entry, at)
             fork(takeLeaseAndOffer(key, args, { force: false, seen: entry }, at))
           }
-          return answerFrom(tier, entry, at, "stale", outcome, answer)
+          return answerFrom(entry, at, "stale", outcome, answer)
         }
-        return answerFrom(tier, entry, at, "hit", outcome, answer)
+        return answerFrom(entry, at, "hit", outcome, answer)
       }
+    }
+    const tier = Facade.inProcess(store)
+    const fastPath = tier === undefined ? undefined : fastRead(tier)
     const guarded = yield* ScopeGuard.guard(yield* Effect.scope, "Job", name, job)
     // in a fiber too, a hit held in process answers in one step
     return fastPath === undefined
