@@ -404,12 +404,17 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
 
     // Entries that an invalidation overtook while they loaded: the Cache gets them for no time.
     const overtaken = new WeakSet<CacheEntry.CacheEntry<A>>()
+    // rarely any: until the first, a hit does not look the WeakSet up
+    let anyOvertaken = false
     const tracked = <X>(key: string, f: (load: Coherence.Load) => Effect.Effect<CacheEntry.CacheEntry<A>, X>) =>
       Effect.suspend(() => {
         const load = coherence.begin(key)
         return f(load).pipe(
           Effect.tap((entry) => {
-            if (load.overtaken) overtaken.add(entry)
+            if (load.overtaken) {
+              overtaken.add(entry)
+              anyOvertaken = true
+            }
           }),
           Effect.ensuring(Effect.sync(() => coherence.end(load)))
         )
@@ -1023,7 +1028,10 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       const entry = request?.entry as CacheEntry.CacheEntry<A> | undefined
       if (entry === undefined) return false
       const at = now()
-      if (CacheEntry.isExpired(entry, at) || overtaken.has(entry) || loading.has(key)) return false
+      if (
+        at >= entry.expiresAt || (anyOvertaken && overtaken.has(entry)) ||
+        (loading.size > 0 && loading.has(key))
+      ) return false
       if (known === undefined) deriveKeyNow.remember(args, key)
       // tags are checked, and refreshes ahead started, through the Effect path
       if (entry.tags !== undefined) return false

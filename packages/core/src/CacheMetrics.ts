@@ -253,7 +253,7 @@ export const makeOutcomeCounter = (
   const extra = extraLabels(annotations)
   // each (status, reason)'s counter resolved once: a hit's count is one update, no lookup by tags
   const counters = new Map<string, { readonly update: (input: number) => void }>()
-  return (status, reason) => {
+  const counterOf = (status: CountedStatus, reason: Outcome.FailoverReason | undefined) => {
     const id = reason === undefined ? status : `${status}/${reason}`
     let counter = counters.get(id)
     if (counter === undefined) {
@@ -266,7 +266,14 @@ export const makeOutcomeCounter = (
       counter = Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(outcomesKey, tags))
       counters.set(id, counter)
     }
-    counter.update(1)
+    return counter
+  }
+  // hits are most counts: theirs is kept at hand once resolved (on the first hit, so that a
+  // strategy that never hit reports no hit counter)
+  let hits: { readonly update: (input: number) => void } | undefined
+  return (status, reason) => {
+    if (status === "hit" && reason === undefined) (hits ??= counterOf("hit", undefined)).update(1)
+    else counterOf(status, reason).update(1)
   }
 }
 
