@@ -16,7 +16,12 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import type * as Harness from "../harness.js"
 
-const child = path.join(path.dirname(fileURLToPath(import.meta.url)), "memoryPerEntryChild.ts")
+// Run from the sources (`tsx src/main.ts`) or from the bundle `run.mjs` builds (`dist/main.js`,
+// the child beside it as `dist/memoryPerEntryChild.js`).
+const self = fileURLToPath(import.meta.url)
+const bundled = self.endsWith(".js")
+const child = path.join(path.dirname(self), bundled ? "memoryPerEntryChild.js" : "memoryPerEntryChild.ts")
+const childArgs = bundled ? ["--expose-gc", child] : ["--expose-gc", "--import", "tsx", child]
 
 /**
  * @since 0.1.0
@@ -60,7 +65,7 @@ const measure = (name: string, entries: number): Promise<number> =>
   new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", child, name, String(entries)],
+      [...childArgs, name, String(entries)],
       { cwd: path.dirname(child), maxBuffer: 1 << 20 },
       (error, stdout, stderr) => {
         if (error) return reject(new Error(`${name}: ${stderr || error.message}`))

@@ -1,6 +1,6 @@
 /**
  * One measurement of `memory-per-entry`, in a process of its own (run by `memoryPerEntry.ts`
- * with `node --expose-gc --import tsx`): the heap before the contender is built, then after it
+ * with `node --expose-gc`, bundled, or with `--import tsx` from the sources): the heap before the contender is built, then after it
  * holds `entries` entries inserted through its user-facing API, both after full collections.
  * Prints `{ "bytes": … }` on stdout.
  *
