@@ -103,3 +103,35 @@ describe("CacheKey.deriver memo of hot arguments", () => {
     assert.strictEqual(Either.getOrThrow(deriver([299_999])), key)
   })
 })
+
+describe("CacheKey.idDeriver memo of hot ids", () => {
+  const expected = (id: string) => `ns:fn:${id}`
+
+  it.prop(
+    "every id derives namespace:name:id, however often it was derived before",
+    [FastCheck.array(
+      FastCheck.oneof(FastCheck.string({ unit: "binary", minLength: 1 }), FastCheck.constant("x".repeat(300))),
+      { minLength: 1, maxLength: 100 }
+    )],
+    ([ids]) => {
+      const fromId = Either.getOrThrow(CacheKey.idDeriver("ns", "fn"))
+      // three passes: noted, remembered, answered from the memo
+      for (let pass = 0; pass < 3; pass++) {
+        for (const id of ids) assert.strictEqual(Either.getOrThrow(fromId(id)), expected(id))
+      }
+    }
+  )
+
+  it("stays right past its bounds: 100,000 ids each derived twice, then a scan of 100,000 others", () => {
+    const fromId = Either.getOrThrow(CacheKey.idDeriver("ns", "fn"))
+    // twice in a row: every id is remembered (the memo holds the last 32,768 to 65,536)
+    for (let i = 0; i < 100_000; i++) {
+      for (let time = 0; time < 2; time++) assert.strictEqual(Either.getOrThrow(fromId(`u${i}`)), expected(`u${i}`))
+    }
+    for (let i = 0; i < 100_000; i++) assert.strictEqual(Either.getOrThrow(fromId(`s${i}`)), expected(`s${i}`))
+    for (let i = 0; i < 100_000; i += 7) assert.strictEqual(Either.getOrThrow(fromId(`u${i}`)), expected(`u${i}`))
+    // an empty id (or one that is not a string) is still refused, remembered or not
+    assert.isTrue(Either.isLeft(fromId("")))
+    assert.isTrue(Either.isLeft(fromId(42 as unknown as string)))
+  })
+})

@@ -16,6 +16,10 @@ export interface KeyMemo {
   readonly get: (args: ReadonlyArray<unknown>) => string | undefined
   /** Remembers `key` as the key of `args`, when `args` is a single memoisable argument. */
   readonly remember: (args: ReadonlyArray<unknown>, key: string) => void
+  /** The key remembered for one string (a user key function's id), or `undefined`. */
+  readonly getString: (arg: string) => string | undefined
+  /** Remembers `key` as the key of one string, when it is short enough to be remembered. */
+  readonly rememberString: (arg: string, key: string) => void
 }
 
 /** The largest string argument remembered, in UTF-16 code units. */
@@ -44,22 +48,31 @@ export const make = (generation = 131_072): KeyMemo => {
     }
     young.set(arg, key)
   }
+  const lookup = (arg: string | number): string | undefined => {
+    const key = young.get(arg)
+    if (key !== undefined) return key
+    const aged = old.get(arg)
+    if (aged !== undefined) {
+      old.delete(arg)
+      put(arg, aged)
+    }
+    return aged
+  }
+  const offer = (arg: string | number, key: string) => {
+    if (!young.has(arg)) put(arg, key)
+  }
   return {
     get: (args) => {
       const arg = memoisable(args)
-      if (arg === undefined) return undefined
-      const key = young.get(arg)
-      if (key !== undefined) return key
-      const aged = old.get(arg)
-      if (aged !== undefined) {
-        old.delete(arg)
-        put(arg, aged)
-      }
-      return aged
+      return arg === undefined ? undefined : lookup(arg)
     },
     remember: (args, key) => {
       const arg = memoisable(args)
-      if (arg !== undefined && !young.has(arg)) put(arg, key)
+      if (arg !== undefined) offer(arg, key)
+    },
+    getString: (arg) => arg.length <= maxStringLength ? lookup(arg) : undefined,
+    rememberString: (arg, key) => {
+      if (arg.length <= maxStringLength) offer(arg, key)
     }
   }
 }
