@@ -286,7 +286,10 @@ export interface Deriver {
 
 /**
  * Like {@link deriver}, for ids the caller computes (the role of a user `key` function): an id
- * is used verbatim; an empty one fails with `CacheKeyError` (reason `InvalidSegment`).
+ * is used verbatim; an empty one fails with `CacheKeyError` (reason `InvalidSegment`). The key of
+ * an id derived twice is remembered (between 32,768 and 65,536 of them, ids of at most 256
+ * characters), so that a hot id's key is the string built before, not a new one; the keys are
+ * the same either way.
  *
  * @since 0.1.0
  * @category constructors
