@@ -1028,6 +1028,7 @@ const build = <Args extends ReadonlyArray<any>, A, E, R, I>(
       const entry = request?.entry as CacheEntry.CacheEntry<A> | undefined
       if (entry === undefined) return false
       const at = now()
+      // the expiry compared in place: `CacheEntry.isExpired` is dual, a wrapper call per hit
       if (
         at >= entry.expiresAt || (anyOvertaken && overtaken.has(entry)) ||
         (loading.size > 0 && loading.has(key))

@@ -304,19 +304,13 @@ export const idDeriver = (
     const keyPrefix = `${namespace}:${name}:`
     // The keys of ids derived twice are remembered: a hot id's key is then the very string it was
     // before (built once, its hash cached by the engine), not a new one to build and hash on every
-    // read. An id derived once is only noted (in a set cleared when full), so that a scan of
-    // distinct ids keeps no keys alive.
-    const remembered = KeyMemo.make(idGeneration)
-    let seen = new Set<string>()
+    // read. An id derived once is only noted, so that a scan of distinct ids keeps no keys alive.
+    const remembered = KeyMemo.make(idGeneration, idsNoted)
     const keyOf = (id: string): string => {
       const known = remembered.getString(id)
       if (known !== undefined) return known
       const key = keyPrefix + id
-      if (seen.has(id)) remembered.rememberString(id, key)
-      else {
-        if (seen.size >= seenBound) seen = new Set()
-        seen.add(id)
-      }
+      remembered.admitString(id, key)
       return key
     }
     return (id: string) =>
@@ -334,7 +328,7 @@ export const idDeriver = (
 // An id deriver remembers between 32,768 and 65,536 keys (its ids may be misses, whose keys
 // nothing else keeps alive), and notes up to 16,384 ids derived once before starting over.
 const idGeneration = 32_768
-const seenBound = 16_384
+const idsNoted = 16_384
 
 /**
  * Runs a user function that computes a key id or what a key digests (a strategy's `key`, a job's

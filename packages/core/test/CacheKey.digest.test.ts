@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CacheKey } from "@stalewise/core"
 import { Either, FastCheck } from "effect"
+import * as KeyMemo from "../src/internal/keyMemo.js"
 import { digest128, isNative, portableDigest128 } from "../src/internal/sha256.js"
 
 describe("CacheKey.digest memo", () => {
@@ -133,5 +134,28 @@ describe("CacheKey.idDeriver memo of hot ids", () => {
     // an empty id (or one that is not a string) is still refused, remembered or not
     assert.isTrue(Either.isLeft(fromId("")))
     assert.isTrue(Either.isLeft(fromId(42 as unknown as string)))
+  })
+})
+
+describe("KeyMemo admission of ids", () => {
+  it("remembers a string's key on its second sighting only, never a long one, and forgets its notes when full", () => {
+    const memo = KeyMemo.make(1_024, 2)
+    memo.admitString("a", "k:a")
+    assert.isUndefined(memo.getString("a")) // seen once: only noted
+    memo.admitString("a", "k:a")
+    assert.strictEqual(memo.getString("a"), "k:a")
+    // longer than the memo keeps: neither noted nor remembered, however often
+    const long = "x".repeat(257)
+    memo.admitString(long, `k:${long}`)
+    memo.admitString(long, `k:${long}`)
+    assert.isUndefined(memo.getString(long))
+    // two notes at most: "b" and "c" fill them, "d" starts over, so "b" is new again
+    memo.admitString("b", "k:b")
+    memo.admitString("c", "k:c")
+    memo.admitString("d", "k:d")
+    memo.admitString("b", "k:b")
+    assert.isUndefined(memo.getString("b"))
+    memo.admitString("b", "k:b")
+    assert.strictEqual(memo.getString("b"), "k:b")
   })
 })

@@ -18,8 +18,13 @@ export interface KeyMemo {
   readonly remember: (args: ReadonlyArray<unknown>, key: string) => void
   /** The key remembered for one string (a user key function's id), or `undefined`. */
   readonly getString: (arg: string) => string | undefined
-  /** Remembers `key` as the key of one string, when it is short enough to be remembered. */
-  readonly rememberString: (arg: string, key: string) => void
+  /**
+   * Offers `key` as the key of one string just derived: remembered if the string was offered
+   * before (the second sighting), else only noted — in a set of at most `seenBound` strings that
+   * starts over when full, so that a scan of distinct strings keeps no keys alive. A string longer
+   * than the memo remembers is neither noted nor remembered.
+   */
+  readonly admitString: (arg: string, key: string) => void
 }
 
 /** The largest string argument remembered, in UTF-16 code units. */
@@ -38,7 +43,7 @@ const memoisable = (args: ReadonlyArray<unknown>): string | number | undefined =
 }
 
 /** @internal */
-export const make = (generation = 131_072): KeyMemo => {
+export const make = (generation = 131_072, seenBound = 16_384): KeyMemo => {
   let young = new Map<string | number, string>()
   let old = new Map<string | number, string>()
   const put = (arg: string | number, key: string) => {
@@ -61,6 +66,7 @@ export const make = (generation = 131_072): KeyMemo => {
   const offer = (arg: string | number, key: string) => {
     if (!young.has(arg)) put(arg, key)
   }
+  let seen = new Set<string>()
   return {
     get: (args) => {
       const arg = memoisable(args)
@@ -71,8 +77,13 @@ export const make = (generation = 131_072): KeyMemo => {
       if (arg !== undefined) offer(arg, key)
     },
     getString: (arg) => arg.length <= maxStringLength ? lookup(arg) : undefined,
-    rememberString: (arg, key) => {
-      if (arg.length <= maxStringLength) offer(arg, key)
+    admitString: (arg, key) => {
+      if (arg.length > maxStringLength) return
+      if (seen.has(arg)) offer(arg, key)
+      else {
+        if (seen.size >= seenBound) seen = new Set()
+        seen.add(arg)
+      }
     }
   }
 }
